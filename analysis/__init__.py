@@ -1,0 +1,1 @@
+"""Tables, figures and reports from recorded runs (built with the analysis issue)."""

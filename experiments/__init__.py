@@ -1,0 +1,1 @@
+"""Experiment configs and the entry points of the `csp` command."""

@@ -1,0 +1,158 @@
+"""Experiment configuration: YAML files validated strictly (unknown keys and wrong types fail).
+
+A config names a corpus, a model preset (with optional overrides), the data batching, the
+optimizer and the trainer budget. `load_config` applies `--set key=value` overrides and
+reports every invalid field by its dotted path before any work starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lightning_modules.asr.presets import PRESETS, RNNTConfig, model_config
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ManifestCorpus(StrictModel):
+    """Any corpus written as a manifest.jsonl (see lightning_modules/data/manifest.py)."""
+
+    kind: Literal["manifest"] = "manifest"
+    path: Path
+
+
+class LibriSpeechCorpus(StrictModel):
+    """LibriSpeech-layout folders on disk, per split (e.g. train-clean-100, dev-clean)."""
+
+    kind: Literal["librispeech"] = "librispeech"
+    train: list[Path] = Field(min_length=1)
+    dev: list[Path] = Field(min_length=1)
+    test: list[Path] = Field(min_length=1)
+
+
+class SynthCorpus(StrictModel):
+    """The default corpus, rendered offline by TTS into `dir` if it is not there yet."""
+
+    kind: Literal["synth"] = "synth"
+    size: Literal["tiny", "small", "large"] = "small"
+    seed: int = Field(0, ge=0)
+    dir: Path = Path("data/small")
+
+
+CorpusConfig = Annotated[
+    ManifestCorpus | LibriSpeechCorpus | SynthCorpus, Field(discriminator="kind")
+]
+
+
+class ModelSection(StrictModel):
+    preset: str = "small"
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        if value not in PRESETS:
+            raise ValueError(f"unknown preset {value!r}; choose one of {sorted(PRESETS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _valid_overrides(self) -> ModelSection:
+        unknown = sorted(set(self.overrides) - set(RNNTConfig.model_fields))
+        if unknown:
+            raise ValueError(f"unknown model override(s) {unknown}")
+        self.resolve()
+        return self
+
+    def resolve(self) -> RNNTConfig:
+        return model_config(self.preset, **self.overrides)
+
+
+class DataSection(StrictModel):
+    max_batch_seconds: float = Field(60.0, gt=0)
+    num_workers: int = Field(0, ge=0)
+
+
+class OptimSection(StrictModel):
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-2, ge=0)
+    warmup_fraction: float = Field(0.1, gt=0, lt=1)
+
+
+class TrainerSection(StrictModel):
+    max_steps: int = Field(1000, ge=1)
+    val_every_n_steps: int = Field(200, ge=1)
+    checkpoint_every_n_steps: int = Field(100, ge=1)
+    accelerator: str = "auto"
+    devices: int | Literal["auto"] = "auto"
+    num_nodes: int = Field(1, ge=1)
+    strategy: str = "auto"
+    precision: str = "32-true"
+    gradient_clip_val: float = Field(5.0, ge=0)
+    accumulate_grad_batches: int = Field(1, ge=1)
+    deterministic: bool | Literal["warn"] = True
+    beam_width: int = Field(0, ge=0, description="beam search for the final test (0: greedy)")
+
+
+class ExperimentConfig(StrictModel):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = Field(0, ge=0)
+    corpus: CorpusConfig = Field(default_factory=SynthCorpus)
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataSection = Field(default_factory=DataSection)
+    optim: OptimSection = Field(default_factory=OptimSection)
+    trainer: TrainerSection = Field(default_factory=TrainerSection)
+
+
+class ConfigError(ValueError):
+    """An experiment config that cannot run; the message names the file and the field."""
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set dotted keys from ``key=value`` strings; values are parsed as YAML scalars."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key=value (e.g. trainer.max_steps=500)")
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a section")
+            node = child
+        node[leaf] = yaml.safe_load(value)
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read, override and validate an experiment config."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        config = ExperimentConfig.model_validate(raw)
+    except ValidationError as error:
+        lines = [
+            f"  {'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}"
+            + (f" (got {e['input']!r})" if e["type"] != "missing" else "")
+            for e in error.errors()
+        ]
+        raise ConfigError(f"{path}: invalid config\n" + "\n".join(lines)) from None
+    return config
+
+
+def dump_config(config: ExperimentConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,61 @@
+"""Plain local run records: metrics as JSONL, results as JSON; what analysis reads."""
+
+from __future__ import annotations
+
+import json
+from argparse import Namespace
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers.logger import Logger
+from lightning.pytorch.utilities import rank_zero_only
+
+
+class JsonlLogger(Logger):
+    """A Lightning logger appending one JSON line per logging call to `path`.
+
+    `resume_step` drops lines logged after that step, so a run resumed from a checkpoint
+    does not hold the metrics of the steps it is about to redo.
+    """
+
+    def __init__(self, path: str | Path, resume_step: int | None = None) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume_step is not None and self.path.exists():
+            kept = [
+                line
+                for line in self.path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line)["step"] <= resume_step
+            ]
+            self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+    @property
+    def name(self) -> str:
+        return "jsonl"
+
+    @property
+    def version(self) -> str:
+        return "0"
+
+    @rank_zero_only
+    def log_hyperparams(
+        self, params: dict[str, Any] | Namespace, *args: Any, **kwargs: Any
+    ) -> None:
+        """Hyperparameters live in the run's config.yaml, not in the metrics stream."""
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        record = {"step": step, **{key: float(value) for key, value in metrics.items()}}
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
+
+
+def read_metrics(path: str | Path) -> list[dict[str, float]]:
+    """The records a `JsonlLogger` wrote, in order."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> None:
+    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")

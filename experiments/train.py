@@ -1,0 +1,173 @@
+"""`csp train`: one experiment run, from config to checkpoints, metrics and final WER.
+
+A run directory holds everything about the run:
+
+    config.yaml        the resolved config (every default filled in)
+    provenance.json    git commit, package versions, command
+    metrics.jsonl      every logged metric, one JSON object per line
+    checkpoints/       last.ckpt (for --resume) and the best one by dev WER
+    result.json        the final dev and test WER, parameter count and training time
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from experiments.config import ConfigError, ExperimentConfig, dump_config
+from experiments.provenance import provenance
+from experiments.records import JsonlLogger, write_json
+from lightning_modules.asr.module import RNNTSpeechRecognizer
+from lightning_modules.data.datamodule import SpeechDataModule
+from lightning_modules.data.librispeech import read_librispeech
+from lightning_modules.data.manifest import Utterance, read_manifest
+from lightning_modules.data.validation import validate_corpus
+
+LAST_CHECKPOINT = "last.ckpt"
+
+
+def load_corpus(config: ExperimentConfig) -> list[Utterance]:
+    """The run's utterances, rendered first if it is the synthetic corpus, then validated."""
+    corpus = config.corpus
+    if corpus.kind == "manifest":
+        utterances = read_manifest(corpus.path)
+    elif corpus.kind == "librispeech":
+        utterances = [
+            utterance
+            for split in ("train", "dev", "test")
+            for utterance in read_librispeech(getattr(corpus, split), split)
+        ]
+    else:
+        from lightning_modules.data.synth import render_corpus
+
+        utterances = read_manifest(render_corpus(corpus.dir, size=corpus.size, seed=corpus.seed))
+    return validate_corpus(utterances)
+
+
+def check_run_dir(config: ExperimentConfig, run_dir: Path, resume: bool) -> Path | None:
+    """The checkpoint to resume from, or None for a new run; refuse to overwrite a run."""
+    last = run_dir / "checkpoints" / LAST_CHECKPOINT
+    saved_config = run_dir / "config.yaml"
+    if resume:
+        if not last.is_file():
+            raise ConfigError(f"{run_dir}: nothing to resume ({last} does not exist)")
+        saved = yaml.safe_load(saved_config.read_text(encoding="utf-8"))
+        given = config.model_dump(mode="json")
+        differing = sorted(key for key in given if given[key] != saved.get(key))
+        if differing:
+            raise ConfigError(
+                f"{saved_config}: the run was started with a different config "
+                f"(sections differ: {', '.join(differing)}); resume with the same config"
+            )
+        return last
+    if saved_config.exists():
+        raise ConfigError(
+            f"{run_dir}: a run already exists here; pass --resume to continue it "
+            "or choose another --run-dir"
+        )
+    return None
+
+
+def build_trainer(
+    config: ExperimentConfig, run_dir: Path, resume_step: int | None
+) -> tuple[pl.Trainer, ModelCheckpoint]:
+    checkpoints = run_dir / "checkpoints"
+    last = ModelCheckpoint(
+        dirpath=checkpoints,
+        every_n_train_steps=config.trainer.checkpoint_every_n_steps,
+        save_top_k=0,
+        save_last=True,
+    )
+    best = ModelCheckpoint(
+        dirpath=checkpoints, filename="best-{step}", monitor="dev_wer", mode="min", save_top_k=1
+    )
+    t = config.trainer
+    trainer = pl.Trainer(
+        default_root_dir=run_dir,
+        max_steps=t.max_steps,
+        val_check_interval=t.val_every_n_steps,
+        check_val_every_n_epoch=None,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        gradient_clip_val=t.gradient_clip_val or None,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        deterministic=t.deterministic,
+        logger=JsonlLogger(run_dir / "metrics.jsonl", resume_step=resume_step),
+        callbacks=[last, best],
+        log_every_n_steps=10,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # the batch sampler shards by rank itself
+    )
+    return trainer, best
+
+
+def build_module(config: ExperimentConfig) -> RNNTSpeechRecognizer:
+    return RNNTSpeechRecognizer(
+        model=config.model.resolve().model_dump(),
+        learning_rate=config.optim.learning_rate,
+        weight_decay=config.optim.weight_decay,
+        warmup_fraction=config.optim.warmup_fraction,
+        max_steps=config.trainer.max_steps,
+        beam_width=config.trainer.beam_width,
+    )
+
+
+def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train (or resume) one run, evaluate the best checkpoint on dev and test, record it all.
+
+    Everything that can be wrong with the config, the run directory or the corpus is
+    checked before the first training step.
+    """
+    run_dir = Path(run_dir)
+    checkpoint = check_run_dir(config, run_dir, resume)
+    utterances = load_corpus(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+    write_json(run_dir / "provenance.json", provenance())
+
+    pl.seed_everything(config.seed, workers=True)
+    resume_step = None
+    if checkpoint is not None:
+        resume_step = torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
+    module = build_module(config)
+    data = SpeechDataModule(
+        utterances, config.data.max_batch_seconds, config.data.num_workers, seed=config.seed
+    )
+    trainer, best = build_trainer(config, run_dir, resume_step)
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=data, ckpt_path=checkpoint)
+    train_wall_s = time.perf_counter() - started
+    trainer.save_checkpoint(run_dir / "checkpoints" / LAST_CHECKPOINT)
+
+    chosen = best.best_model_path or str(run_dir / "checkpoints" / LAST_CHECKPOINT)
+    dev = trainer.validate(module, datamodule=data, ckpt_path=chosen, verbose=False)[0]
+    test = trainer.test(module, datamodule=data, ckpt_path=chosen, verbose=False)[0]
+    result = {
+        "name": config.name,
+        "seed": config.seed,
+        "params": sum(p.numel() for p in module.parameters()),
+        "steps": trainer.global_step,
+        "train_wall_s": train_wall_s,
+        "resumed": checkpoint is not None,
+        "checkpoint": chosen,
+        "dev_wer": dev["dev_wer"],
+        "test_wer": test["test_wer"],
+        "utterances": {split: len(items) for split, items in data.splits.items()},
+        "hours": {
+            split: sum(u.duration for u in items) / 3600 for split, items in data.splits.items()
+        },
+    }
+    if "test_wer_beam" in test:
+        result["test_wer_beam"] = test["test_wer_beam"]
+    if trainer.is_global_zero:
+        write_json(run_dir / "result.json", result)
+    return result

@@ -1,0 +1,1 @@
+"""The parts Lightning runs: the RNN-T ASR module, its data, and (later) the pruning callbacks."""

@@ -1,0 +1,1 @@
+"""The RNN-T speech recognizer: features, network, decoding and the LightningModule."""

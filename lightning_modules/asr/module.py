@@ -1,0 +1,138 @@
+"""The RNN-T speech recognizer as a LightningModule: loss, WER on dev and test, optimizer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jiwer
+import lightning.pytorch as pl
+import torch
+from torchaudio.functional import rnnt_loss
+
+from lightning_modules.asr.decoding import beam_search_decode, greedy_decode
+from lightning_modules.asr.features import LogMelFrontend
+from lightning_modules.asr.presets import RNNTConfig
+from lightning_modules.asr.rnnt import build_rnnt
+from lightning_modules.data.datamodule import Batch
+from lightning_modules.data.tokenizer import CharTokenizer
+
+
+class RNNTSpeechRecognizer(pl.LightningModule):
+    """RNN-T ASR (log-mel → LSTM transcriber, LSTM predictor, joiner) trained with RNN-T loss.
+
+    Logs `train_loss` every step; `dev_loss` and `dev_wer` (greedy decoding, jiwer) every
+    validation; `test_wer` (greedy) and, with `beam_width` > 1, `test_wer_beam` in testing.
+    WER is pooled over all utterances of all processes, not averaged over batches.
+    """
+
+    def __init__(
+        self,
+        model: dict[str, Any],
+        learning_rate: float = 1e-3,
+        weight_decay: float = 1e-2,
+        warmup_fraction: float = 0.1,
+        max_steps: int = 1000,
+        beam_width: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        config = RNNTConfig(**model)
+        self.tokenizer = CharTokenizer()
+        self.frontend = LogMelFrontend(
+            config.n_mels,
+            config.freq_masks,
+            config.freq_mask_width,
+            config.time_masks,
+            config.time_mask_width,
+        )
+        self.rnnt = build_rnnt(config, self.tokenizer.vocab_size)
+        self._word_counts: dict[str, torch.Tensor] = {}
+
+    def _loss(self, batch: Batch) -> torch.Tensor:
+        features, lengths = self.frontend(batch["audio"], batch["audio_lengths"])
+        blank = self.tokenizer.blank
+        tokens, token_lengths = batch["tokens"], batch["token_lengths"]
+        prepended = torch.nn.functional.pad(tokens, (1, 0), value=blank)
+        logits, logit_lengths, _, _ = self.rnnt(features, lengths, prepended, token_lengths + 1)
+        return rnnt_loss(
+            logits.float(),
+            tokens.int(),
+            logit_lengths.int(),
+            token_lengths.int(),
+            blank=blank,
+            reduction="mean",
+        )
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss = self._loss(batch)
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["ids"]))
+        return loss
+
+    def transcribe(self, batch: Batch, beam_width: int = 0) -> list[str]:
+        """Decode a batch to text: greedy search, or beam search when `beam_width` > 1."""
+        features, lengths = self.frontend(batch["audio"], batch["audio_lengths"])
+        blank = self.tokenizer.blank
+        if beam_width > 1:
+            tokens = beam_search_decode(self.rnnt, features, lengths, blank, beam_width)
+        else:
+            tokens = greedy_decode(self.rnnt, features, lengths, blank)
+        return [self.tokenizer.decode(sequence) for sequence in tokens]
+
+    def _count_errors(self, name: str, references: list[str], hypotheses: list[str]) -> None:
+        words = jiwer.process_words(references, hypotheses)
+        errors = words.substitutions + words.deletions + words.insertions
+        reference_words = words.hits + words.substitutions + words.deletions
+        counts = torch.tensor([errors, reference_words], dtype=torch.float64, device=self.device)
+        self._word_counts[name] = self._word_counts.get(name, 0) + counts
+
+    def _log_wer(self, name: str) -> None:
+        counts = self._word_counts.pop(
+            name, torch.zeros(2, dtype=torch.float64, device=self.device)
+        )
+        errors, words = self.all_gather(counts).reshape(-1, 2).sum(0)
+        self.log(name, (errors / words.clamp(min=1)).float())
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        size = len(batch["ids"])
+        self.log("dev_loss", self._loss(batch), batch_size=size, sync_dist=True)
+        self._count_errors("dev_wer", batch["texts"], self.transcribe(batch))
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_wer("dev_wer")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._count_errors("test_wer", batch["texts"], self.transcribe(batch))
+        if self.hparams.beam_width > 1:
+            beam = self.transcribe(batch, self.hparams.beam_width)
+            self._count_errors("test_wer_beam", batch["texts"], beam)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_wer("test_wer")
+        if self.hparams.beam_width > 1:
+            self._log_wer("test_wer_beam")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay
+        )
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=self.hparams.learning_rate,
+            total_steps=self.hparams.max_steps,
+            pct_start=self.hparams.warmup_fraction,
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Dropout and SpecAugment draw from the global generators: a resumed run must go on
+        # with the same random stream as an uninterrupted one.
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states", {})
+        if "torch" in states:
+            torch.set_rng_state(states["torch"])
+        if "cuda" in states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])

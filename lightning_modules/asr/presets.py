@@ -1,0 +1,73 @@
+"""Named model sizes: tiny for tests, small for a 2-core CPU, large for one GPU."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RNNTConfig(BaseModel):
+    """Shape of the RNN-T: features, encoder, prediction network and joiner."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_mels: int = Field(80, ge=8)
+    stack: int = Field(3, ge=1, description="frames stacked into one encoder step (subsampling)")
+    encoder_layers: int = Field(3, ge=1)
+    encoder_hidden: int = Field(256, ge=8)
+    bidirectional: bool = True
+    predictor_embed: int = Field(64, ge=4)
+    predictor_layers: int = Field(1, ge=1)
+    predictor_hidden: int = Field(256, ge=8)
+    joiner_dim: int = Field(256, ge=8)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    freq_masks: int = Field(2, ge=0, description="SpecAugment frequency masks per utterance")
+    freq_mask_width: int = Field(15, ge=0)
+    time_masks: int = Field(2, ge=0, description="SpecAugment time masks per utterance")
+    time_mask_width: int = Field(25, ge=0)
+
+
+PRESETS: dict[str, RNNTConfig] = {
+    "tiny": RNNTConfig(
+        n_mels=40,
+        stack=4,
+        encoder_layers=2,
+        encoder_hidden=64,
+        bidirectional=True,
+        predictor_embed=16,
+        predictor_hidden=64,
+        joiner_dim=64,
+        dropout=0.0,
+        freq_masks=0,
+        time_masks=0,
+    ),
+    "small": RNNTConfig(
+        n_mels=80,
+        stack=3,
+        encoder_layers=3,
+        encoder_hidden=256,
+        bidirectional=True,
+        predictor_embed=64,
+        predictor_hidden=256,
+        joiner_dim=256,
+        dropout=0.1,
+    ),
+    "large": RNNTConfig(
+        n_mels=80,
+        stack=3,
+        encoder_layers=5,
+        encoder_hidden=640,
+        bidirectional=True,
+        predictor_embed=128,
+        predictor_layers=2,
+        predictor_hidden=640,
+        joiner_dim=512,
+        dropout=0.15,
+    ),
+}
+
+
+def model_config(preset: str, **overrides: object) -> RNNTConfig:
+    """The named preset with `overrides` applied (validated like the preset itself)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown model preset {preset!r}; choose one of {sorted(PRESETS)}")
+    return RNNTConfig(**{**PRESETS[preset].model_dump(), **overrides})

@@ -1,0 +1,108 @@
+"""The RNN-T network: LSTM transcriber, LSTM prediction network and joiner.
+
+The three parts follow the interfaces of torchaudio's `RNNT` (Graves 2012, as built in
+torchaudio), so `torchaudio.models.RNNT` composes them and `RNNTBeamSearch` decodes them.
+They use `nn.LSTM`/`nn.Linear`, whose weights are the prunable tensors of the method.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torchaudio.models import RNNT
+
+from lightning_modules.asr.presets import RNNTConfig
+
+PredictorState = list[list[torch.Tensor]]
+"""torchaudio's predictor state layout: per layer, [h, c] with the batch on dim 0."""
+
+
+class StackedLSTMTranscriber(nn.Module):
+    """Stacks `stack` feature frames into one step (subsampling), then runs an LSTM encoder."""
+
+    def __init__(self, config: RNNTConfig) -> None:
+        super().__init__()
+        self.stack = config.stack
+        self.lstm = nn.LSTM(
+            input_size=config.n_mels * config.stack,
+            hidden_size=config.encoder_hidden,
+            num_layers=config.encoder_layers,
+            bidirectional=config.bidirectional,
+            dropout=config.dropout if config.encoder_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        directions = 2 if config.bidirectional else 1
+        self.dropout = nn.Dropout(config.dropout)
+        self.output = nn.Linear(config.encoder_hidden * directions, config.joiner_dim)
+
+    def forward(
+        self, input: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, frames, dim = input.shape
+        pad = (-frames) % self.stack
+        stacked = nn.functional.pad(input, (0, 0, 0, pad)).reshape(batch, -1, dim * self.stack)
+        stacked_lengths = torch.div(lengths + self.stack - 1, self.stack, rounding_mode="floor")
+        packed = pack_padded_sequence(
+            stacked, stacked_lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        encoded, _ = self.lstm(packed)
+        encoded, _ = pad_packed_sequence(encoded, batch_first=True, total_length=stacked.shape[1])
+        return self.output(self.dropout(encoded)), stacked_lengths
+
+
+class LSTMPredictor(nn.Module):
+    """Prediction network: token embedding and an LSTM over the tokens emitted so far."""
+
+    def __init__(self, config: RNNTConfig, vocab_size: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, config.predictor_embed)
+        self.lstm = nn.LSTM(
+            input_size=config.predictor_embed,
+            hidden_size=config.predictor_hidden,
+            num_layers=config.predictor_layers,
+            dropout=config.dropout if config.predictor_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.output = nn.Linear(config.predictor_hidden, config.joiner_dim)
+
+    def forward(
+        self, input: torch.Tensor, lengths: torch.Tensor, state: PredictorState | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, PredictorState]:
+        hidden = None
+        if state is not None:
+            hidden = (
+                torch.stack([layer[0] for layer in state]),
+                torch.stack([layer[1] for layer in state]),
+            )
+        output, (h, c) = self.lstm(self.dropout(self.embedding(input)), hidden)
+        new_state = [[h[layer], c[layer]] for layer in range(h.shape[0])]
+        return self.output(self.dropout(output)), lengths, new_state
+
+
+class Joiner(nn.Module):
+    """Combines every encoder frame with every predictor step into token logits (B, T, U, V)."""
+
+    def __init__(self, config: RNNTConfig, vocab_size: int) -> None:
+        super().__init__()
+        self.output = nn.Linear(config.joiner_dim, vocab_size)
+
+    def forward(
+        self,
+        source_encodings: torch.Tensor,
+        source_lengths: torch.Tensor,
+        target_encodings: torch.Tensor,
+        target_lengths: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        joint = torch.tanh(source_encodings.unsqueeze(2) + target_encodings.unsqueeze(1))
+        return self.output(joint), source_lengths, target_lengths
+
+
+def build_rnnt(config: RNNTConfig, vocab_size: int) -> RNNT:
+    """An RNN-T of the given shape, composed by torchaudio's `RNNT`."""
+    return RNNT(
+        transcriber=StackedLSTMTranscriber(config),
+        predictor=LSTMPredictor(config, vocab_size),
+        joiner=Joiner(config, vocab_size),
+    )

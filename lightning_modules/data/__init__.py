@@ -1,0 +1,1 @@
+"""Speech corpora: the manifest format, readers, validation, the offline TTS corpus and batching."""

@@ -1,0 +1,1 @@
+"""Optuna studies over CSP's and the baselines' settings (built with the sweeps issue)."""
