@@ -12,7 +12,10 @@ from typing import Any
 PACKAGES = ("csp-asr", "torch", "torchaudio", "lightning", "jiwer", "soundfile", "numpy")
 
 
-def git_commit(folder: Path = Path(__file__).resolve().parent) -> str | None:
+SOURCE_DIR = Path(__file__).resolve().parent
+
+
+def git_commit(folder: Path = SOURCE_DIR) -> str | None:
     """The commit of the source tree (with "-dirty" if it has uncommitted changes), if any."""
     try:
         commit = subprocess.run(
