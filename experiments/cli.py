@@ -73,7 +73,9 @@ def data_synth(size: str, seed: int, out: Path, workers: int | None) -> None:
     help="where the run's records go (default: runs/NAME)",
 )
 @click.option(
-    "--resume", is_flag=True, help="continue the run in --run-dir from its last checkpoint"
+    "--resume",
+    is_flag=True,
+    help="continue the run in the run directory from its last checkpoint (start it if absent)",
 )
 def train(
     config_path: Path, overrides: tuple[str, ...], run_dir: Path | None, resume: bool

@@ -51,27 +51,30 @@ def load_corpus(config: ExperimentConfig) -> list[Utterance]:
 
 
 def check_run_dir(config: ExperimentConfig, run_dir: Path, resume: bool) -> Path | None:
-    """The checkpoint to resume from, or None for a new run; refuse to overwrite a run."""
+    """The checkpoint to resume from, or None to start; never overwrite another run.
+
+    With `resume`, a run directory that holds the same config continues from its last
+    checkpoint (or starts, if it was stopped before the first one), and an empty or absent
+    one starts. Without it, an existing run is an error.
+    """
     last = run_dir / "checkpoints" / LAST_CHECKPOINT
     saved_config = run_dir / "config.yaml"
-    if resume:
-        if not last.is_file():
-            raise ConfigError(f"{run_dir}: nothing to resume ({last} does not exist)")
-        saved = yaml.safe_load(saved_config.read_text(encoding="utf-8"))
-        given = config.model_dump(mode="json")
-        differing = sorted(key for key in given if given[key] != saved.get(key))
-        if differing:
-            raise ConfigError(
-                f"{saved_config}: the run was started with a different config "
-                f"(sections differ: {', '.join(differing)}); resume with the same config"
-            )
-        return last
-    if saved_config.exists():
+    if not saved_config.exists():
+        return None
+    if not resume:
         raise ConfigError(
             f"{run_dir}: a run already exists here; pass --resume to continue it "
             "or choose another --run-dir"
         )
-    return None
+    saved = yaml.safe_load(saved_config.read_text(encoding="utf-8"))
+    given = config.model_dump(mode="json")
+    differing = sorted(key for key in given if given[key] != saved.get(key))
+    if differing:
+        raise ConfigError(
+            f"{saved_config}: the run was started with a different config "
+            f"(sections differ: {', '.join(differing)}); resume with the same config"
+        )
+    return last if last.is_file() else None
 
 
 def build_trainer(

@@ -1,0 +1,127 @@
+"""Dense RNN-T training end to end on the tiny corpus: learning, decoding, records, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from experiments.config import ConfigError, ExperimentConfig
+from experiments.records import read_metrics
+from experiments.train import train
+from lightning_modules.asr.module import RNNTSpeechRecognizer
+from lightning_modules.data.datamodule import SpeechDataModule
+from lightning_modules.data.manifest import read_manifest
+from lightning_modules.data.text import ALPHABET
+from lightning_modules.data.validation import validate_corpus
+
+
+def tiny_config(manifest: Path, **trainer: int) -> ExperimentConfig:
+    return ExperimentConfig.model_validate(
+        {
+            "name": "tiny",
+            "corpus": {"kind": "manifest", "path": str(manifest)},
+            "model": {"preset": "tiny"},
+            "data": {"max_batch_seconds": 40},
+            "optim": {"learning_rate": 0.003},
+            "trainer": {
+                "max_steps": 120,
+                "val_every_n_steps": 60,
+                "checkpoint_every_n_steps": 20,
+                "beam_width": 3,
+                **trainer,
+            },
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    train(tiny_config(tiny_corpus), run_dir)
+    return run_dir
+
+
+def test_loss_falls_and_records_are_written(trained_run: Path) -> None:
+    for name in ("config.yaml", "provenance.json", "metrics.jsonl", "result.json"):
+        assert (trained_run / name).is_file(), name
+    assert (trained_run / "checkpoints" / "last.ckpt").is_file()
+    losses = [
+        r["train_loss"] for r in read_metrics(trained_run / "metrics.jsonl") if "train_loss" in r
+    ]
+    assert len(losses) >= 10
+    assert sum(losses[-3:]) / 3 < 0.5 * sum(losses[:3]) / 3
+    result = json.loads((trained_run / "result.json").read_text())
+    assert result["steps"] == 120
+    assert result["params"] > 0
+    for key in ("dev_wer", "test_wer", "test_wer_beam"):
+        assert 0.0 <= result[key] <= 2.0, key
+    logged = [r["dev_wer"] for r in read_metrics(trained_run / "metrics.jsonl") if "dev_wer" in r]
+    assert min(logged) == pytest.approx(result["dev_wer"], abs=1e-6)
+
+
+def test_greedy_and_beam_decoding_return_text(trained_run: Path, tiny_corpus: Path) -> None:
+    best = next((trained_run / "checkpoints").glob("best-*.ckpt"))
+    module = RNNTSpeechRecognizer.load_from_checkpoint(best, map_location="cpu").eval()
+    data = SpeechDataModule(validate_corpus(read_manifest(tiny_corpus)), max_batch_seconds=40)
+    batch = next(iter(data.val_dataloader()))
+    greedy = module.transcribe(batch)
+    beam = module.transcribe(batch, beam_width=3)
+    assert len(greedy) == len(beam) == len(batch["ids"])
+    assert sum(bool(text.strip()) for text in greedy) >= len(greedy) // 2
+    assert any(text.strip() for text in beam)
+    assert all(set(text) <= set(ALPHABET) for text in greedy + beam)
+
+
+def test_existing_run_is_never_overwritten(trained_run: Path, tiny_corpus: Path) -> None:
+    with pytest.raises(ConfigError, match="a run already exists here; pass --resume"):
+        train(tiny_config(tiny_corpus), trained_run)
+    with pytest.raises(ConfigError, match="sections differ: trainer"):
+        train(tiny_config(tiny_corpus, max_steps=50), trained_run, resume=True)
+
+
+def test_killed_run_resumes_to_identical_weights(
+    tiny_corpus: Path, tmp_path: Path, cli_env: dict
+) -> None:
+    """SIGKILL mid-epoch, `--resume`: the final weights equal those of an uninterrupted run."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        f"name: tiny\ncorpus: {{kind: manifest, path: {tiny_corpus}}}\nmodel: {{preset: tiny}}\n"
+        "data: {max_batch_seconds: 40}\n"
+        "trainer: {max_steps: 50, val_every_n_steps: 25, checkpoint_every_n_steps: 7}\n"
+    )
+    command = [sys.executable, "-m", "experiments.cli", "train", "--config", str(config)]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": cli_env}
+    subprocess.run([*command, "--run-dir", str(tmp_path / "whole")], check=True, **quiet)
+
+    run_dir = tmp_path / "killed"
+    worker = subprocess.Popen([*command, "--run-dir", str(run_dir)], **quiet)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not (last.exists() and read_step(last) >= 14) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    killed_at = read_step(last)
+    assert 0 < killed_at < 50
+    subprocess.run([*command, "--run-dir", str(run_dir), "--resume"], check=True, **quiet)
+
+    whole = torch.load(tmp_path / "whole" / "checkpoints" / "last.ckpt", weights_only=False)
+    resumed = torch.load(last, weights_only=False)
+    assert resumed["global_step"] == whole["global_step"] == 50
+    for name, tensor in whole["state_dict"].items():
+        assert torch.equal(tensor, resumed["state_dict"][name]), name
+
+
+def read_step(checkpoint: Path) -> int:
+    try:
+        return torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
+    except (EOFError, RuntimeError):  # caught while Lightning was still writing it
+        return -1
