@@ -54,7 +54,7 @@ if [ ! -f .venv/deps-path ] || [ "$(cat .venv/deps-path)" != "$deps" ]; then
   site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   deps_site=$("$deps/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   echo "import site; site.addsitedir('$deps_site')" > "$site/csp_deps.pth"
-  .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
   echo "$deps" > .venv/deps-path
 fi
 echo "bootstrap: ready (.venv -> $deps)"
