@@ -11,6 +11,7 @@ A run directory holds everything about the run:
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,13 @@ def load_corpus(config: ExperimentConfig) -> list[Utterance]:
 
         utterances = read_manifest(render_corpus(corpus.dir, size=corpus.size, seed=corpus.seed))
     return validate_corpus(utterances)
+
+
+def is_launching_process() -> bool:
+    """False in the processes a DDP launcher (Lightning, torchrun, SLURM) started for ranks
+    other than 0: they re-run this command, but only rank 0 owns the run directory."""
+    rank_variables = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
+    return all(os.environ.get(name, "0") == "0" for name in rank_variables)
 
 
 def check_run_dir(config: ExperimentConfig, run_dir: Path, resume: bool) -> Path | None:
@@ -104,7 +112,9 @@ def build_trainer(
         gradient_clip_val=t.gradient_clip_val or None,
         accumulate_grad_batches=t.accumulate_grad_batches,
         deterministic=t.deterministic,
-        logger=JsonlLogger(run_dir / "metrics.jsonl", resume_step=resume_step),
+        logger=JsonlLogger(
+            run_dir / "metrics.jsonl", resume_step=resume_step if is_launching_process() else None
+        ),
         callbacks=[last, best],
         log_every_n_steps=10,
         num_sanity_val_steps=0,
@@ -131,11 +141,17 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
     checked before the first training step.
     """
     run_dir = Path(run_dir)
-    checkpoint = check_run_dir(config, run_dir, resume)
+    owner = is_launching_process()
+    if owner:
+        checkpoint = check_run_dir(config, run_dir, resume)
+    else:  # the launching process has checked the run directory and written its records
+        last = run_dir / "checkpoints" / LAST_CHECKPOINT
+        checkpoint = last if resume and last.is_file() else None
     utterances = load_corpus(config)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
-    write_json(run_dir / "provenance.json", provenance())
+    if owner:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+        write_json(run_dir / "provenance.json", provenance())
 
     pl.seed_everything(config.seed, workers=True)
     resume_step = None

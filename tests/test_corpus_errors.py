@@ -80,7 +80,9 @@ def break_corpus(tmp_path: Path, how: str) -> tuple[Path, str]:
     make_corpus(tmp_path, records)
     return manifest, {
         "empty transcript": "u1: transcript '  ?! ' is empty",
-        "non-normalizable transcript": "u1: transcript 'call 911' holds characters with no spelling",
+        "non-normalizable transcript": (
+            "u1: transcript 'call 911' holds characters with no spelling"
+        ),
         "duplicate ids": "duplicate utterance id 'u0'",
         "empty split": "split 'dev' is empty",
     }[how]

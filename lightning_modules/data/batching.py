@@ -13,10 +13,11 @@ class DurationBatchSampler(Sampler[list[int]]):
     """Groups utterances of similar length into batches of at most `max_batch_seconds` of
     padded audio, so little compute goes to padding.
 
-    Batches are fixed once (sorted by duration); with `shuffle`, their order is drawn anew
-    each epoch from (seed, epoch). Under DDP each rank takes every `num_replicas`-th batch;
-    in training all ranks get the same count (the remainder is dropped), in evaluation
-    (no shuffle) nothing is dropped. `skip_batches` starts the next epoch part-way, for resuming.
+    Batches are fixed once (sorted by duration); with `shuffle` (training), their order is
+    drawn anew each epoch from (seed, epoch) and each DDP rank takes every `num_replicas`-th
+    batch, all ranks the same count (the remainder is dropped). Without it (evaluation), each
+    rank packs every `num_replicas`-th utterance, so nothing is dropped and no rank is left
+    empty. `skip_batches` starts the next epoch part-way, for resuming.
     """
 
     def __init__(
@@ -36,16 +37,23 @@ class DurationBatchSampler(Sampler[list[int]]):
         self.rank = rank
         self.epoch = 0
         self.skip_batches = 0
-        self.batches = self._pack(np.asarray(durations, dtype=float), max_batch_seconds)
-        if len(self.batches) < num_replicas:
+        indices = np.arange(len(durations))
+        if not shuffle:
+            indices = indices[rank::num_replicas]
+        self.batches = self._pack(indices, np.asarray(durations, dtype=float), max_batch_seconds)
+        shared = len(self.batches) if shuffle else len(durations)
+        if shared < num_replicas:
+            unit = "batch(es)" if shuffle else "utterance(s)"
             raise ValueError(
-                f"{len(self.batches)} batch(es) cannot be shared by {num_replicas} processes; "
+                f"{shared} {unit} cannot be shared by {num_replicas} processes; "
                 "lower max_batch_seconds or use fewer devices"
             )
 
     @staticmethod
-    def _pack(durations: np.ndarray, max_batch_seconds: float) -> list[list[int]]:
-        order = np.argsort(durations, kind="stable")
+    def _pack(
+        indices: np.ndarray, durations: np.ndarray, max_batch_seconds: float
+    ) -> list[list[int]]:
+        order = indices[np.argsort(durations[indices], kind="stable")]
         batches: list[list[int]] = []
         current: list[int] = []
         for index in order.tolist():
@@ -62,10 +70,11 @@ class DurationBatchSampler(Sampler[list[int]]):
         self.epoch = epoch
 
     def _epoch_batches(self) -> list[list[int]]:
+        if not self.shuffle:
+            return self.batches
         order = np.arange(len(self.batches))
-        if self.shuffle:
-            np.random.default_rng([self.seed, self.epoch]).shuffle(order)
-        usable = len(order) - (len(order) % self.num_replicas if self.shuffle else 0)
+        np.random.default_rng([self.seed, self.epoch]).shuffle(order)
+        usable = len(order) - len(order) % self.num_replicas
         return [self.batches[i] for i in order[self.rank : usable : self.num_replicas]]
 
     def __iter__(self) -> Iterator[list[int]]:
