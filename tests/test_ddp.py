@@ -1,0 +1,44 @@
+"""The same config trains under 2-process CPU DDP (gloo), with records written once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from experiments.records import read_metrics
+
+
+def test_two_process_cpu_ddp_trains(tiny_corpus: Path, tmp_path: Path, cli_env: dict) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        f"name: tiny_ddp\ncorpus: {{kind: manifest, path: {tiny_corpus}}}\n"
+        "model: {preset: tiny}\ndata: {max_batch_seconds: 20}\n"
+        "trainer: {max_steps: 12, val_every_n_steps: 6, checkpoint_every_n_steps: 6,"
+        " accelerator: cpu, devices: 2, strategy: ddp}\n"
+    )
+    run_dir = tmp_path / "run"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.cli",
+            "train",
+            "--config",
+            str(config),
+            "--run-dir",
+            str(run_dir),
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "GLOBAL_RANK: 1" in done.stderr
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["steps"] == 12
+    assert 0.0 <= result["test_wer"] <= 2.0
+    validations = [r for r in read_metrics(run_dir / "metrics.jsonl") if "dev_wer" in r]
+    assert [r["step"] for r in validations][:2] == [5, 11]  # written once, by rank 0
