@@ -29,8 +29,8 @@ def tiny_config(manifest: Path, **trainer: int) -> ExperimentConfig:
             "name": "tiny",
             "corpus": {"kind": "manifest", "path": str(manifest)},
             "model": {"preset": "tiny"},
-            "data": {"max_batch_seconds": 40},
-            "optim": {"learning_rate": 0.003},
+            "data": {"max_batch_seconds": 20},
+            "optim": {"learning_rate": 0.01},
             "trainer": {
                 "max_steps": 120,
                 "val_every_n_steps": 60,
