@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,3 +27,22 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cli_env() -> dict[str, str]:
     """Environment for running `csp` as a subprocess from the repository."""
     return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+CSP_COMMAND = [sys.executable, "-m", "experiments.cli"]
+
+
+@pytest.fixture
+def csp(cli_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess]:
+    """Run `csp ARGS...` as a subprocess and capture its output as text."""
+
+    def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*CSP_COMMAND, *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=cli_env,
+            timeout=timeout,
+        )
+
+    return run

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from collections.abc import Callable
 
 import pytest
 
 
-def csp(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.cli", *args], capture_output=True, text=True, env=env
-    )
-
-
-def test_help_lists_and_explains_subcommands(cli_env: dict) -> None:
-    top = csp("--help", env=cli_env)
+def test_help_lists_and_explains_subcommands(csp: Callable) -> None:
+    top = csp("--help")
     assert top.returncode == 0
     assert "data" in top.stdout and "train" in top.stdout
-    synth = csp("data", "synth", "--help", env=cli_env)
+    synth = csp("data", "synth", "--help")
     assert "--size" in synth.stdout and "Test voices" in synth.stdout
-    train = csp("train", "--help", env=cli_env)
+    train = csp("train", "--help")
     assert "--resume" in train.stdout and "--set" in train.stdout
 
 
@@ -32,8 +25,8 @@ def test_help_lists_and_explains_subcommands(cli_env: dict) -> None:
         (["train", "--config", "absent.yaml"], "absent.yaml: config file not found"),
     ],
 )
-def test_bad_arguments_are_named(cli_env: dict, args: list[str], expected: str) -> None:
-    done = csp(*args, env=cli_env)
+def test_bad_arguments_are_named(csp: Callable, args: list[str], expected: str) -> None:
+    done = csp(*args)
     assert done.returncode == 2
     assert expected in done.stderr
     assert "Traceback" not in done.stderr

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -163,7 +162,7 @@ def test_librispeech_layout(tmp_path: Path) -> None:
         read_librispeech([tmp_path / "absent"], "dev")
 
 
-def test_train_stops_before_training_on_bad_corpus(tmp_path: Path, cli_env: dict) -> None:
+def test_train_stops_before_training_on_bad_corpus(tmp_path: Path, csp: Callable) -> None:
     """The CLI reports the bad file and writes nothing into the run directory."""
     manifest, expected = break_corpus(tmp_path, "wrong sample rate")
     config = tmp_path / "bad.yaml"
@@ -171,21 +170,7 @@ def test_train_stops_before_training_on_bad_corpus(tmp_path: Path, cli_env: dict
         f"name: bad\ncorpus: {{kind: manifest, path: {manifest}}}\nmodel: {{preset: tiny}}\n"
     )
     run_dir = tmp_path / "run"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "experiments.cli",
-            "train",
-            "--config",
-            str(config),
-            "--run-dir",
-            str(run_dir),
-        ],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-    )
+    done = csp("train", "--config", config, "--run-dir", run_dir)
     assert done.returncode == 2
     assert expected in done.stderr
     assert "Traceback" not in done.stderr

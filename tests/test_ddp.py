@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from experiments.records import read_metrics
 
 
-def test_two_process_cpu_ddp_trains(tiny_corpus: Path, tmp_path: Path, cli_env: dict) -> None:
+def test_two_process_cpu_ddp_trains(tiny_corpus: Path, tmp_path: Path, csp: Callable) -> None:
     config = tmp_path / "tiny.yaml"
     config.write_text(
         f"name: tiny_ddp\ncorpus: {{kind: manifest, path: {tiny_corpus}}}\n"
@@ -19,22 +18,7 @@ def test_two_process_cpu_ddp_trains(tiny_corpus: Path, tmp_path: Path, cli_env: 
         " accelerator: cpu, devices: 2, strategy: ddp}\n"
     )
     run_dir = tmp_path / "run"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "experiments.cli",
-            "train",
-            "--config",
-            str(config),
-            "--run-dir",
-            str(run_dir),
-        ],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        timeout=600,
-    )
+    done = csp("train", "--config", config, "--run-dir", run_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "GLOBAL_RANK: 1" in done.stderr
     result = json.loads((run_dir / "result.json").read_text())

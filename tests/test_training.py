@@ -6,12 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import CSP_COMMAND
 
 from experiments.config import ConfigError, ExperimentConfig
 from experiments.records import read_metrics
@@ -97,7 +97,7 @@ def test_killed_run_resumes_to_identical_weights(
         "data: {max_batch_seconds: 40}\n"
         "trainer: {max_steps: 50, val_every_n_steps: 25, checkpoint_every_n_steps: 7}\n"
     )
-    command = [sys.executable, "-m", "experiments.cli", "train", "--config", str(config)]
+    command = [*CSP_COMMAND, "train", "--config", str(config)]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": cli_env}
     subprocess.run([*command, "--run-dir", str(tmp_path / "whole")], check=True, **quiet)
 
