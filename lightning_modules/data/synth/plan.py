@@ -1,6 +1,9 @@
-"""The deterministic plan of a corpus: which sentence, voice, speed, pitch and augmentation
-each utterance gets. Drawn in one sequence from the seed, before any rendering, so the
-corpus does not depend on how many processes render it or in which order."""
+"""The deterministic plan of a corpus: the sentence, voice, speed, pitch and augmentation of
+every utterance, fixed before anything is rendered.
+
+Each utterance draws its choices from its own generator, seeded by (corpus seed, split,
+index), so the corpus never depends on how many processes render it or in which order.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +11,56 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lightning_modules.data.synth.texts import Sentence
+from lightning_modules.data.manifest import SPLITS
+from lightning_modules.data.synth.texts import SOURCES, Sentence
 from lightning_modules.data.synth.voices import TEST_VOICES, TRAIN_VOICES, Voice
 
 
 @dataclass(frozen=True)
 class CorpusSize:
+    """Utterances per split."""
+
     train: int
     dev: int
     test: int
 
 
 CORPUS_SIZES: dict[str, CorpusSize] = {
-    "tiny": CorpusSize(train=160, dev=24, test=24),
-    "small": CorpusSize(train=2200, dev=260, test=260),
-    "large": CorpusSize(train=12400, dev=800, test=800),
+    "tiny": CorpusSize(train=144, dev=20, test=24),
+    "small": CorpusSize(train=2000, dev=250, test=250),
+    "large": CorpusSize(train=10400, dev=1300, test=1300),
 }
-"""Utterances per split; about 2.6 s each, so small is about 2 hours and large 10 hours."""
+"""Utterances per split. At about 2.9 s per utterance, small is about 2 hours of audio
+(minutes to render on two cores) and large about 10.5 hours."""
 
+ENGINE_SHARES = {"espeak-ng": 0.25, "flite": 0.25, "festival": 0.25, "piper": 0.25}
+"""How often each engine speaks, drawn before the voice so espeak-ng's many voices do not
+swamp the others. Test has no piper voice, so its shares are renormalized over the rest.
+Equal: even festival and piper, the slowest, render small in under two minutes on 2 cores."""
+FORTUNES_SHARE = 0.5
+"""The rest is Bible, whose archaic style should not dominate."""
 SPEED_RANGE = (0.85, 1.2)
 PITCH_RANGE_CENTS = (-300.0, 300.0)
-NOISE_SHARE, SNR_RANGE_DB = 0.3, (10.0, 30.0)
-REVERB_SHARE, RT60_RANGE_S = 0.2, (0.2, 0.7)
+NOISE_SHARE, SNR_RANGE_DB = 0.3, (5.0, 30.0)
+REVERB_SHARE, RT60_RANGE_S = 0.2, (0.2, 0.8)
+_POOL_STREAM = 2**32  # seeds the sentence shuffle apart from every utterance's own stream
+
+
+def settings() -> dict[str, object]:
+    """The planned distributions, recorded in the corpus sidecar."""
+    return {
+        "sizes": {name: vars(size) for name, size in CORPUS_SIZES.items()},
+        "engine_shares": ENGINE_SHARES,
+        "fortunes_share": FORTUNES_SHARE,
+        "speed_range": SPEED_RANGE,
+        "pitch_range_cents": PITCH_RANGE_CENTS,
+        "noise_share": NOISE_SHARE,
+        "snr_range_db": SNR_RANGE_DB,
+        "reverb_share": REVERB_SHARE,
+        "rt60_range_s": RT60_RANGE_S,
+        "train_dev_voices": {e: [v.name for v in vs] for e, vs in TRAIN_VOICES.items()},
+        "test_voices": {e: [v.name for v in vs] for e, vs in TEST_VOICES.items()},
+    }
 
 
 @dataclass(frozen=True)
@@ -37,13 +68,13 @@ class PlannedUtterance:
     id: str
     split: str
     voice: Voice
-    text: str
-    source: str
+    sentence: Sentence
     speed: float
     pitch_cents: float
     snr_db: float | None
     rt60_s: float | None
     noise_seed: int
+    """Seeds the room response and the noise, drawn in the worker that renders it."""
 
     @property
     def audio(self) -> str:
@@ -52,65 +83,56 @@ class PlannedUtterance:
 
     @property
     def augmentation(self) -> str:
-        parts = [name for name, on in (("noise", self.snr_db), ("reverb", self.rt60_s)) if on]
-        return "+".join(parts) or "none"
+        used = [name for name, value in (("noise", self.snr_db), ("reverb", self.rt60_s)) if value]
+        return "+".join(used) or "none"
 
 
-def _draw_sentences(
-    rng: np.random.Generator, sentences: list[Sentence], counts: list[int]
-) -> list[list[Sentence]]:
-    """Disjoint sentence lists of the given sizes, half fortunes and half Bible on average."""
-    by_source = {
-        source: [s for s in sentences if s.source == source] for source in ("fortunes", "bible")
-    }
-    for pool in by_source.values():
-        rng.shuffle(pool)
-    needed = sum(counts)
-    if needed > len(sentences):
-        raise ValueError(f"the corpus needs {needed} sentences, the sources give {len(sentences)}")
-    drawn = []
-    for _ in range(needed):
-        source = "fortunes" if rng.random() < 0.5 else "bible"
-        if not by_source[source]:
-            source = "bible" if source == "fortunes" else "fortunes"
-        drawn.append(by_source[source].pop())
-    starts = np.cumsum([0, *counts])
-    return [drawn[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)]
+def _uniform(rng: np.random.Generator, bounds: tuple[float, float], digits: int) -> float:
+    return round(float(rng.uniform(*bounds)), digits)
 
 
 def plan_corpus(size: str, seed: int, sentences: list[Sentence]) -> list[PlannedUtterance]:
-    """Every utterance of the corpus `size` for `seed`, sorted by id.
+    """Every utterance of corpus `size` for `seed`, sorted by id.
 
-    Test sentences are drawn first and never reused, so no test sentence occurs in train or
-    dev; test utterances use `TEST_VOICES` only. The engine is chosen before the voice, so
-    espeak-ng's many voices do not swamp the other engines.
+    Every sentence is used at most once, so test, dev and train sentences are disjoint.
+    Test utterances use `TEST_VOICES` only, train and dev `TRAIN_VOICES` only.
     """
     if size not in CORPUS_SIZES:
         raise ValueError(f"unknown corpus size {size!r}; choose one of {sorted(CORPUS_SIZES)}")
-    counts = CORPUS_SIZES[size]
-    rng = np.random.default_rng(seed)
-    splits = {"test": counts.test, "dev": counts.dev, "train": counts.train}
-    texts = dict(zip(splits, _draw_sentences(rng, sentences, list(splits.values())), strict=True))
+    counts = vars(CORPUS_SIZES[size])
+    pool_rng = np.random.default_rng([seed, _POOL_STREAM])
+    pools = {source: [s for s in sentences if s.source == source] for source in SOURCES}
+    for pool in pools.values():
+        pool_rng.shuffle(pool)
+    if sum(counts.values()) > len(sentences):
+        raise ValueError(
+            f"size {size!r} needs {sum(counts.values())} sentences, found only {len(sentences)}"
+        )
+
     plan = []
-    for split in splits:
+    for split_index, split in enumerate(SPLITS):
         voices = TEST_VOICES if split == "test" else TRAIN_VOICES
         engines = sorted(voices)
-        for index, sentence in enumerate(texts[split]):
-            engine_voices = voices[engines[rng.integers(len(engines))]]
+        shares = np.array([ENGINE_SHARES[engine] for engine in engines])
+        for index in range(counts[split]):
+            rng = np.random.default_rng([seed, split_index, index])
+            engine_voices = voices[engines[rng.choice(len(engines), p=shares / shares.sum())]]
             voice = engine_voices[rng.integers(len(engine_voices))]
+            source = "fortunes" if rng.random() < FORTUNES_SHARE else "bible"
+            if not pools[source]:
+                source = next(other for other in SOURCES if pools[other])
             noisy, reverberant = rng.random() < NOISE_SHARE, rng.random() < REVERB_SHARE
             plan.append(
                 PlannedUtterance(
                     id=f"{split}-{index:06d}",
                     split=split,
                     voice=voice,
-                    text=sentence.text,
-                    source=sentence.source,
-                    speed=round(float(rng.uniform(*SPEED_RANGE)), 3),
-                    pitch_cents=round(float(rng.uniform(*PITCH_RANGE_CENTS)), 1),
-                    snr_db=round(float(rng.uniform(*SNR_RANGE_DB)), 1) if noisy else None,
-                    rt60_s=round(float(rng.uniform(*RT60_RANGE_S)), 3) if reverberant else None,
-                    noise_seed=int(rng.integers(2**62)),
+                    sentence=pools[source].pop(),
+                    speed=_uniform(rng, SPEED_RANGE, 3),
+                    pitch_cents=_uniform(rng, PITCH_RANGE_CENTS, 1),
+                    snr_db=_uniform(rng, SNR_RANGE_DB, 1) if noisy else None,
+                    rt60_s=_uniform(rng, RT60_RANGE_S, 3) if reverberant else None,
+                    noise_seed=int(rng.integers(2**63)),
                 )
             )
-    return sorted(plan, key=lambda u: u.id)
+    return sorted(plan, key=lambda planned: planned.id)

@@ -1,83 +1,185 @@
-"""Rendering a planned corpus to FLAC in parallel, and writing its manifest and sidecar.
+"""Rendering a planned corpus to FLAC in parallel, then writing its manifest and sidecar.
 
-Each FLAC is written to a temporary name and renamed, so a FLAC that exists is complete: a
-re-run renders only what is missing. `corpus.json` records the settings and the engine
-versions; a folder made with other settings or other engine versions is never mixed into.
+Work is batched by voice, so festival and piper start once per batch, not per sentence.
+Each FLAC is written under a temporary name and renamed, so a FLAC that exists is complete
+and a re-run renders only what is missing. `corpus.json` records the settings; a folder
+made with another size, seed or engine version is never mixed into.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import tempfile
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections import Counter, defaultdict
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile
+import torch
 from tqdm import tqdm
 
-from lightning_modules.data.manifest import CorpusError, write_jsonl_atomic
+from lightning_modules.data.manifest import SPLITS, CorpusError, write_jsonl_atomic
 from lightning_modules.data.synth.augment import (
     SAMPLE_RATE,
     add_background_noise,
-    add_reverb,
-    coloured_noise,
     peak_normalize,
-    room_impulse_response,
-    sox_transform,
+    reverberate,
+    speed_and_pitch,
 )
-from lightning_modules.data.synth.engines import check_engines, engine_versions, render_wav
-from lightning_modules.data.synth.plan import CORPUS_SIZES, PlannedUtterance, plan_corpus
+from lightning_modules.data.synth.engines import check_tools, synthesize, tool_versions
+from lightning_modules.data.synth.plan import CORPUS_SIZES, PlannedUtterance, plan_corpus, settings
 from lightning_modules.data.synth.texts import load_sentences
+from lightning_modules.data.synth.voices import Voice
 
-FORMAT_VERSION = 1  # bump when the same settings would render different audio
-CHUNK = 8
+FORMAT_VERSION = 2
+"""Bump whenever the same settings would render different audio or a different manifest."""
+BATCH = 24
+"""Utterances per task: enough to amortise festival's start, few enough to balance workers."""
+_SLOW_FIRST = {"piper": 0, "festival": 1, "flite": 2, "espeak-ng": 3}
+_PARTIAL = ".partial"
 
 
-def render_utterance(planned: PlannedUtterance, out: Path) -> None:
-    """Speak, transform and augment one utterance; write it atomically to `out`."""
-    with tempfile.TemporaryDirectory(prefix="csp-tts-") as scratch:
-        raw = Path(scratch) / "raw.wav"
-        render_wav(planned.voice, planned.text, raw)
-        audio = sox_transform(raw, planned.speed, planned.pitch_cents).astype(np.float64)
+def _finish(planned: PlannedUtterance, wav: Path, out: Path) -> None:
+    """Speed, pitch, reverb and noise for one utterance; write its FLAC atomically."""
+    audio = speed_and_pitch(wav, planned.speed, planned.pitch_cents)
     rng = np.random.default_rng(planned.noise_seed)
     if planned.rt60_s is not None:
-        audio = add_reverb(audio, room_impulse_response(rng, planned.rt60_s))
+        audio = reverberate(audio, rng, planned.rt60_s)
     if planned.snr_db is not None:
-        audio = add_background_noise(audio, coloured_noise(rng, len(audio)), planned.snr_db)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".partial-{out.name}")
+        audio = add_background_noise(audio, rng, planned.snr_db)
+    partial = out.with_name(f".{out.name}{_PARTIAL}")
     soundfile.write(partial, peak_normalize(audio), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
     os.replace(partial, out)
 
 
-def _render_chunk(out_dir: Path, chunk: list[PlannedUtterance]) -> int:
-    for planned in chunk:
-        render_utterance(planned, out_dir / planned.audio)
-    return len(chunk)
+def _render_batch(out_dir: Path, batch: list[PlannedUtterance]) -> int:
+    """Render utterances that share one voice; return how many."""
+    texts = [planned.sentence.spoken for planned in batch]
+    with tempfile.TemporaryDirectory(prefix="csp-tts-") as scratch:
+        wavs = synthesize(batch[0].voice, texts, Path(scratch))
+        for planned, wav in zip(batch, wavs, strict=True):
+            _finish(planned, wav, out_dir / planned.audio)
+    return len(batch)
 
 
-def _chunks(items: list[PlannedUtterance]) -> Iterator[list[PlannedUtterance]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
+def _batches(todo: list[PlannedUtterance]) -> list[list[PlannedUtterance]]:
+    """Utterances grouped by voice in batches of at most `BATCH`, slow engines first."""
+    by_voice: dict[Voice, list[PlannedUtterance]] = defaultdict(list)
+    for planned in todo:
+        by_voice[planned.voice].append(planned)
+    batches = [
+        same_voice[start : start + BATCH]
+        for same_voice in by_voice.values()
+        for start in range(0, len(same_voice), BATCH)
+    ]
+    return sorted(batches, key=lambda batch: _SLOW_FIRST[batch[0].voice.engine])
 
 
-def _claim_folder(out_dir: Path, settings: dict) -> None:
-    """Refuse a folder that holds a corpus of other settings; record ours in it otherwise."""
-    sidecar = out_dir / "corpus.json"
-    if sidecar.exists():
-        saved = json.loads(sidecar.read_text(encoding="utf-8"))
-        for key, value in settings.items():
-            if saved.get(key) != value:
-                raise CorpusError(
-                    f"{out_dir} holds a corpus made with {key}={saved.get(key)!r}, "
-                    f"not {value!r}; choose another --out or delete that folder"
-                )
+def _init_worker() -> None:
+    """One thread per worker: the workers already fill the cores, and a forked process must
+    not touch the parent's OpenMP pool."""
+    torch.set_num_threads(1)
+
+
+def _render_all(out_dir: Path, todo: list[PlannedUtterance], workers: int, bar: tqdm) -> None:
+    for split in SPLITS:
+        (out_dir / "audio" / split).mkdir(parents=True, exist_ok=True)
+    batches = _batches(todo)
+    if workers == 1:
+        for batch in batches:
+            bar.update(_render_batch(out_dir, batch))
         return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sidecar.write_text(json.dumps({**settings, "complete": False}, indent=2), encoding="utf-8")
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+        pending = {pool.submit(_render_batch, out_dir, batch) for batch in batches}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for job in done:
+                if job.exception() is not None:
+                    pool.shutdown(cancel_futures=True)
+                    raise job.exception()
+                bar.update(job.result())
+
+
+def _write_json(path: Path, record: dict[str, Any]) -> None:
+    """Write JSON through a temporary file, so the sidecar is never half written."""
+    partial = path.with_name(f".{path.name}{_PARTIAL}")
+    partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+def _claim_folder(out_dir: Path, size: str, seed: int) -> dict[str, Any] | None:
+    """The saved sidecar of the corpus in `out_dir` (None if new), if it has our settings."""
+    sidecar = out_dir / "corpus.json"
+    if not sidecar.exists():
+        if (out_dir / "manifest.jsonl").exists() or (out_dir / "audio").exists():
+            raise CorpusError(f"{out_dir} holds files but no corpus.json; choose an empty --out")
+        return None
+    saved = json.loads(sidecar.read_text(encoding="utf-8"))
+    for key, value in (("size", size), ("seed", seed), ("format", FORMAT_VERSION)):
+        if saved.get(key) != value:
+            raise CorpusError(
+                f"{out_dir} holds a corpus made with {key}={saved.get(key)!r}, not {value!r}; "
+                "choose another --out or delete that folder"
+            )
+    return saved
+
+
+def _check_versions(out_dir: Path, saved: dict[str, str], current: dict[str, str]) -> None:
+    """Refuse to add audio made by other engine versions to a partly rendered corpus."""
+    changed = sorted(
+        key for key in saved.keys() | current.keys() if saved.get(key) != current.get(key)
+    )
+    if changed:
+        details = "; ".join(f"{k}: {saved.get(k)!r} then, {current.get(k)!r} now" for k in changed)
+        raise CorpusError(
+            f"{out_dir} was partly rendered with other versions ({details}); "
+            "delete that folder to render it again"
+        )
+
+
+def _record(planned: PlannedUtterance, out_dir: Path) -> dict[str, Any]:
+    frames = soundfile.info(str(out_dir / planned.audio)).frames
+    return {
+        "id": planned.id,
+        "audio": planned.audio,
+        "text": planned.sentence.text,
+        "duration": frames / SAMPLE_RATE,
+        "split": planned.split,
+        "engine": planned.voice.engine,
+        "voice": planned.voice.name,
+        "speed": planned.speed,
+        "pitch": planned.pitch_cents,
+        "augmentation": planned.augmentation,
+        "snr_db": planned.snr_db,
+        "rt60_s": planned.rt60_s,
+        "source": planned.sentence.source,
+    }
+
+
+def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts and hours per split, for the sidecar."""
+    summary = {}
+    for split in SPLITS:
+        rows = [r for r in records if r["split"] == split]
+        summary[split] = {
+            "utterances": len(rows),
+            "hours": round(sum(r["duration"] for r in rows) / 3600, 4),
+            "voices": len({(r["engine"], r["voice"]) for r in rows}),
+            **{
+                f"by_{field}": dict(sorted(Counter(r[field] for r in rows).items()))
+                for field in ("engine", "source", "augmentation")
+            },
+        }
+    return summary
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def render_corpus(
@@ -87,67 +189,51 @@ def render_corpus(
     workers: int | None = None,
     progress: bool = True,
 ) -> Path:
-    """Render (or finish rendering) the default corpus into `out_dir`; return its manifest.
+    """Render (or finish rendering) the TTS corpus `size` for `seed` into `out_dir`.
 
-    Checks the engines and the folder before rendering anything.
+    Returns the path of its `manifest.jsonl`. The arguments, the tools and the folder are
+    checked before anything is rendered; FLACs already in the folder are kept.
     """
     if size not in CORPUS_SIZES:
         raise ValueError(f"unknown corpus size {size!r}; choose one of {sorted(CORPUS_SIZES)}")
-    if not isinstance(seed, int) or seed < 0:
+    if not _is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers!r}")
-    check_engines()
+    if workers is not None and (not _is_int(workers) or workers < 1):
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    check_tools()
     out_dir = Path(out_dir)
-    settings = {"size": size, "seed": seed, "format": FORMAT_VERSION, "versions": engine_versions()}
-    _claim_folder(out_dir, settings)
-
+    saved = _claim_folder(out_dir, size, seed)
+    versions = tool_versions()
     plan = plan_corpus(size, seed, load_sentences())
-    todo = [p for p in plan if not (out_dir / p.audio).exists()]
-    if todo:
-        bar = tqdm(
-            total=len(todo), desc=f"rendering {size} corpus", unit="utt", disable=not progress
-        )
-        workers = workers or os.cpu_count() or 1
-        if workers == 1:
-            for chunk in _chunks(todo):
-                bar.update(_render_chunk(out_dir, chunk))
-        else:
-            with ProcessPoolExecutor(workers) as pool:
-                jobs = [pool.submit(_render_chunk, out_dir, chunk) for chunk in _chunks(todo)]
-                for job in jobs:
-                    bar.update(job.result())
-        bar.close()
+    todo = [planned for planned in plan if not (out_dir / planned.audio).exists()]
+    if saved is None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        header = {"size": size, "seed": seed, "format": FORMAT_VERSION, "versions": versions}
+        _write_json(out_dir / "corpus.json", {**header, "complete": False})
+    else:
+        if todo:
+            _check_versions(out_dir, saved["versions"], versions)
+        versions = saved["versions"]  # the versions that made the audio
+    for stale in out_dir.glob(f"audio/*/.*{_PARTIAL}"):  # left by an interrupted render
+        stale.unlink()
 
-    records = []
-    for planned in plan:
-        frames = soundfile.info(str(out_dir / planned.audio)).frames
-        records.append(
-            {
-                "id": planned.id,
-                "audio": planned.audio,
-                "text": planned.text,
-                "duration": frames / SAMPLE_RATE,
-                "split": planned.split,
-                "engine": planned.voice.engine,
-                "voice": planned.voice.name,
-                "speed": planned.speed,
-                "pitch": planned.pitch_cents,
-                "augmentation": planned.augmentation,
-                "snr_db": planned.snr_db,
-                "rt60_s": planned.rt60_s,
-                "source": planned.source,
-            }
-        )
+    if todo:
+        with tqdm(
+            total=len(todo), desc=f"{size} TTS corpus", unit="utt", disable=not progress
+        ) as bar:
+            _render_all(out_dir, todo, workers or os.cpu_count() or 1, bar)
+
+    records = [_record(planned, out_dir) for planned in plan]
     manifest = out_dir / "manifest.jsonl"
     write_jsonl_atomic(manifest, records)
-    summary = {
-        split: {
-            "utterances": sum(r["split"] == split for r in records),
-            "hours": round(sum(r["duration"] for r in records if r["split"] == split) / 3600, 4),
-        }
-        for split in ("train", "dev", "test")
+    sidecar = {
+        "size": size,
+        "seed": seed,
+        "format": FORMAT_VERSION,
+        "versions": versions,
+        "settings": settings(),
+        "splits": _summary(records),
+        "complete": True,
     }
-    sidecar = {**settings, "complete": True, "splits": summary}
-    (out_dir / "corpus.json").write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    _write_json(out_dir / "corpus.json", sidecar)
     return manifest

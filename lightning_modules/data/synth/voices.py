@@ -26,9 +26,11 @@ ESPEAK_ACCENTS = (
 )
 ESPEAK_TRAIN_VARIANTS = (
     "m1", "m2", "m3", "m4", "m5", "m7", "f1", "f2", "f3", "f5",
-    "klatt", "Denis", "Gene", "Michael", "adam", "david", "edward", "iven", "john", "max",
+    "klatt", "Denis", "Gene", "Lee", "Michael", "adam", "david", "edward", "iven", "john", "max",
 )  # fmt: skip
-ESPEAK_TEST_VARIANTS = ("m6", "f4", "Andy", "belinda", "norbert", "paul")
+ESPEAK_TEST_VARIANTS = ("m6", "f4", "Andy", "belinda", "linda", "norbert", "paul")
+"""Human-sounding variants only (no whisper, croak or robots); each is crossed with every
+accent, and a variant held out for test is held out in all accents."""
 
 
 def _espeak(variants: tuple[str, ...]) -> tuple[Voice, ...]:
