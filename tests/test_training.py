@@ -32,9 +32,9 @@ def tiny_config(manifest: Path, **trainer: int) -> ExperimentConfig:
             "data": {"max_batch_seconds": 20},
             "optim": {"learning_rate": 0.01},
             "trainer": {
-                "max_steps": 120,
-                "val_every_n_steps": 60,
-                "checkpoint_every_n_steps": 20,
+                "max_steps": 200,
+                "val_every_n_steps": 100,
+                "checkpoint_every_n_steps": 50,
                 "beam_width": 3,
                 **trainer,
             },
@@ -49,33 +49,52 @@ def trained_run(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return run_dir
 
 
-def test_loss_falls_and_records_are_written(trained_run: Path) -> None:
+def test_records_are_written(trained_run: Path) -> None:
     for name in ("config.yaml", "provenance.json", "metrics.jsonl", "result.json"):
         assert (trained_run / name).is_file(), name
     assert (trained_run / "checkpoints" / "last.ckpt").is_file()
-    losses = [
-        r["train_loss"] for r in read_metrics(trained_run / "metrics.jsonl") if "train_loss" in r
-    ]
-    assert len(losses) >= 10
-    assert sum(losses[-3:]) / 3 < 0.5 * sum(losses[:3]) / 3
+    records = read_metrics(trained_run / "metrics.jsonl")
+    assert sum("train_loss" in r for r in records) >= 10
     result = json.loads((trained_run / "result.json").read_text())
-    assert result["steps"] == 120
+    assert result["steps"] == 200
     assert result["params"] > 0
     for key in ("dev_wer", "test_wer", "test_wer_beam"):
         assert 0.0 <= result[key] <= 2.0, key
-    logged = [r["dev_wer"] for r in read_metrics(trained_run / "metrics.jsonl") if "dev_wer" in r]
+    logged = [r["dev_wer"] for r in records if "dev_wer" in r]
     assert min(logged) == pytest.approx(result["dev_wer"], abs=1e-6)
 
 
-def test_greedy_and_beam_decoding_return_text(trained_run: Path, tiny_corpus: Path) -> None:
-    best = next((trained_run / "checkpoints").glob("best-*.ckpt"))
-    module = RNNTSpeechRecognizer.load_from_checkpoint(best, map_location="cpu").eval()
+def test_loss_falls(trained_run: Path, tiny_corpus: Path) -> None:
+    """On the same dev utterances, the trained model's loss is far below its initial loss.
+
+    Per-batch training losses are too noisy to compare (batches differ in length), so both
+    models are scored on the whole dev split.
+    """
+    trained = RNNTSpeechRecognizer.load_from_checkpoint(
+        trained_run / "checkpoints" / "last.ckpt", map_location="cpu"
+    ).eval()
+    torch.manual_seed(0)
+    untrained = RNNTSpeechRecognizer(**trained.hparams).eval()
     data = SpeechDataModule(validate_corpus(read_manifest(tiny_corpus)), max_batch_seconds=40)
-    batch = next(iter(data.val_dataloader()))
-    greedy = module.transcribe(batch)
-    beam = module.transcribe(batch, beam_width=3)
-    assert len(greedy) == len(beam) == len(batch["ids"])
-    assert sum(bool(text.strip()) for text in greedy) >= len(greedy) // 2
+    with torch.no_grad():
+        batches = list(data.val_dataloader())
+        before = sum(untrained.loss(batch).item() for batch in batches) / len(batches)
+        after = sum(trained.loss(batch).item() for batch in batches) / len(batches)
+    assert after < 0.6 * before, (before, after)
+
+
+def test_greedy_and_beam_decoding_return_text(trained_run: Path, tiny_corpus: Path) -> None:
+    """A few hundred steps are enough for the tiny model to leave the all-blank stage."""
+    last = trained_run / "checkpoints" / "last.ckpt"
+    module = RNNTSpeechRecognizer.load_from_checkpoint(last, map_location="cpu").eval()
+    data = SpeechDataModule(validate_corpus(read_manifest(tiny_corpus)), max_batch_seconds=40)
+    greedy, beam, ids = [], [], []
+    for batch in data.val_dataloader():
+        ids += batch["ids"]
+        greedy += module.transcribe(batch)
+        beam += module.transcribe(batch, beam_width=3)
+    assert len(greedy) == len(beam) == len(ids) > 0
+    assert any(text.strip() for text in greedy)
     assert any(text.strip() for text in beam)
     assert all(set(text) <= set(ALPHABET) for text in greedy + beam)
 

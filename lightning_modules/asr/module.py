@@ -48,7 +48,8 @@ class RNNTSpeechRecognizer(pl.LightningModule):
         self.rnnt = build_rnnt(config, self.tokenizer.vocab_size)
         self._word_counts: dict[str, torch.Tensor] = {}
 
-    def _loss(self, batch: Batch) -> torch.Tensor:
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """Mean RNN-T loss per utterance of `batch` (blank prepended to the predictor input)."""
         features, lengths = self.frontend(batch["audio"], batch["audio_lengths"])
         blank = self.tokenizer.blank
         tokens, token_lengths = batch["tokens"], batch["token_lengths"]
@@ -64,7 +65,7 @@ class RNNTSpeechRecognizer(pl.LightningModule):
         )
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
+        loss = self.loss(batch)
         self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["ids"]))
         return loss
 
@@ -94,7 +95,7 @@ class RNNTSpeechRecognizer(pl.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         size = len(batch["ids"])
-        self.log("dev_loss", self._loss(batch), batch_size=size, sync_dist=True)
+        self.log("dev_loss", self.loss(batch), batch_size=size, sync_dist=True)
         self._count_errors("dev_wer", batch["texts"], self.transcribe(batch))
 
     def on_validation_epoch_end(self) -> None:
