@@ -116,12 +116,14 @@ class RNNTSpeechRecognizer(pl.LightningModule):
         optimizer = torch.optim.AdamW(
             self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay
         )
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=self.hparams.learning_rate,
-            total_steps=self.hparams.max_steps,
-            pct_start=self.hparams.warmup_fraction,
-        )
+        steps = self.hparams.max_steps
+        if steps < 3:  # too short for a warm-up and a decay phase: a constant rate
+            schedule = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
+        else:  # OneCycleLR divides by the length of each phase: both must last over a step
+            warmup = min(max(self.hparams.warmup_fraction, 2 / steps), 0.5)
+            schedule = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=self.hparams.learning_rate, total_steps=steps, pct_start=warmup
+            )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

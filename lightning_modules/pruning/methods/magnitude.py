@@ -1,0 +1,38 @@
+"""Magnitude pruning baselines: gradual (GMP, Zhu & Gupta 2017) and one-shot."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from lightning_modules.pruning.base import SparsePruning
+from lightning_modules.pruning.masks import magnitude_mask
+
+
+class GradualMagnitudePruning(SparsePruning):
+    """GMP: Zhu & Gupta, "To prune, or not to prune: exploring the efficacy of pruning for
+    model compression", arXiv 1710.01878 (2017).
+
+    At every update of the schedule (cubic by default) each tensor keeps its largest-magnitude
+    weights at the target sparsity; pruned weights stay pruned (masks only grow).
+    """
+
+    name = "gmp"
+
+    def compute_masks(self, step: int, kept: Mapping[str, int]) -> dict[str, torch.Tensor]:
+        return {
+            name: magnitude_mask(self.weight(name), k, previous=self.masks[name])
+            for name, k in kept.items()
+        }
+
+
+class OneShotMagnitudePruning(GradualMagnitudePruning):
+    """One-shot magnitude pruning: at the schedule's start every tensor keeps its
+    largest-magnitude weights at the final sparsity, then training fine-tunes with the masks
+    fixed. The classic baseline of Han et al., "Learning both weights and connections for
+    efficient neural networks", NeurIPS 2015, without its iterations.
+    """
+
+    name = "oneshot"
+    schedule_kind = "one_shot"

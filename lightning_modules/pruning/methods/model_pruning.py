@@ -1,0 +1,92 @@
+"""Lightning's own `ModelPruning`, run on our prunable set with an absolute target."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelPruning
+from torch.nn.modules.linear import NonDynamicallyQuantizableLinear as _AttentionOutput
+
+from lightning_modules.pruning.base import (
+    PREFIX,
+    check_common_arguments,
+    log_metrics,
+    sparsity_metrics,
+)
+from lightning_modules.pruning.schedules import SparsitySchedule
+from lightning_modules.pruning.targets import PrunableTensor, coverage_report, discover_tensors
+
+
+class LightningModelPruning(ModelPruning):
+    """The peer users already have: `lightning.pytorch.callbacks.ModelPruning` with per-tensor
+    L1 unstructured pruning, left as Lightning ships it except for two things it cannot do
+    alone. It is given our prunable tensors by name (on its own it skips `nn.LSTM` weights),
+    and its `amount` is computed so that each tensor reaches the schedule's absolute target
+    (Lightning applies `amount` to what is left).
+
+    It prunes at the end of each training epoch, its own clock, so its sparsity follows the
+    schedule in epoch-sized steps. It keeps no state: after a resume its masks are rebuilt at
+    the next epoch end from the weights (Lightning's behaviour, kept on purpose).
+    """
+
+    name = "model_pruning"
+
+    def __init__(
+        self,
+        schedule: SparsitySchedule,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        seed: int = 0,
+    ) -> None:
+        check_common_arguments(schedule, seed)
+        super().__init__(
+            pruning_fn="l1_unstructured",
+            amount=self.relative_amount,
+            use_global_unstructured=False,
+            make_pruning_permanent=True,
+            verbose=0,
+        )
+        self.schedule = schedule
+        self.include = tuple(include)
+        self.exclude = tuple(exclude)
+        self.seed = seed
+        self.tensors: list[PrunableTensor] = []
+        self._trainer: pl.Trainer | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._trainer = trainer
+        self.tensors = discover_tensors(pl_module, self.include, self.exclude)
+        unreachable = [t.name for t in self.tensors if isinstance(t.module, _AttentionOutput)]
+        if unreachable:
+            raise ValueError(
+                f"Lightning's ModelPruning cannot prune {unreachable[0]}: nn.MultiheadAttention "
+                "reads its out_proj weight without calling the module, so torch's pruning hook "
+                "never runs; add it to `exclude`"
+            )
+        self.coverage = coverage_report(pl_module, self.tensors)
+        self._parameters_to_prune = [(t.module, t.attribute) for t in self.tensors]
+        super().setup(trainer, pl_module, stage)
+
+    def current_sparsity(self) -> float:
+        """Share of the prunable set masked so far (0 before the first pruning)."""
+        zeros = total = 0
+        for module, name in self._parameters_to_prune:
+            zeros_here, size = self._get_pruned_stats(module, name)
+            zeros, total = zeros + zeros_here, total + size
+        masked = [hasattr(module, f"{name}_mask") for module, name in self._parameters_to_prune]
+        return zeros / total if any(masked) else 0.0
+
+    def relative_amount(self, epoch: int) -> float:
+        """What Lightning must prune of what is left to reach the absolute target now."""
+        target = self.schedule.target(self._trainer.global_step)
+        current = self.current_sparsity()
+        return max(0.0, (target - current) / (1.0 - current))
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        target = self.schedule.target(trainer.global_step)
+        log_metrics(
+            trainer,
+            {f"{PREFIX}/target_sparsity": target, **sparsity_metrics(self.tensors, target)},
+        )

@@ -1,0 +1,86 @@
+"""Threshold pruning of RNNs: Narang et al. 2017."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from lightning_modules.pruning.base import SparsePruning
+from lightning_modules.pruning.schedules import SparsitySchedule
+
+
+class NarangPruning(SparsePruning):
+    """Narang, Elsen, Diamos, Sengupta, "Exploring sparsity in recurrent neural networks",
+    ICLR 2017.
+
+    Every `schedule.every` steps in [start, end], weights with |w| below a per-tensor threshold
+    ε(t) are masked (cumulatively). ε rises in two linear phases: with slope θ from start to
+    the ramp step, and slope φ = 1.5θ from the ramp to the end, where
+    θ = 2·q·freq / (2·(ramp − start) + 3·(end − ramp)), so that ε(end) = q, the quantile of
+    |W| at the final sparsity taken at start. The realized sparsity lands near, not exactly at,
+    `schedule.final`: weights keep moving while the threshold rises; it is logged.
+
+    Args:
+        ramp_fraction: where the ramp step lies in the window, as a fraction of end − start.
+    """
+
+    name = "narang"
+
+    def __init__(
+        self,
+        schedule: SparsitySchedule,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        seed: int = 0,
+        ramp_fraction: float = 0.5,
+    ) -> None:
+        if schedule.kind == "one_shot":
+            raise ValueError("Narang pruning needs a window: use a linear or cubic schedule")
+        if not 0.0 < ramp_fraction < 1.0:
+            raise ValueError(f"ramp_fraction must lie in (0, 1), got {ramp_fraction!r}")
+        super().__init__(schedule, include, exclude, seed)
+        self.ramp_fraction = ramp_fraction
+        self.quantiles: dict[str, float] = {}
+
+    @property
+    def ramp(self) -> float:
+        return self.schedule.start + self.ramp_fraction * (self.schedule.end - self.schedule.start)
+
+    def threshold(self, name: str, step: int) -> float:
+        """ε(step) of tensor `name` (0 before start, q from the end on)."""
+        start, end, freq = self.schedule.start, self.schedule.end, self.schedule.every
+        theta = 2 * self.quantiles[name] * freq / (2 * (self.ramp - start) + 3 * (end - self.ramp))
+        step = min(max(step, start), end)
+        phase_one = min(step, self.ramp) - start
+        phase_two = max(step - self.ramp, 0.0)
+        return (theta * phase_one + 1.5 * theta * phase_two) / freq
+
+    def target_sparsity(self, step: int) -> float:
+        """Narang's threshold follows no sparsity schedule; its aim is the final sparsity."""
+        return self.schedule.final
+
+    def compute_masks(self, step: int, kept: Mapping[str, int]) -> dict[str, torch.Tensor]:
+        if not self.quantiles:
+            for name in kept:
+                magnitudes = self.weight(name).detach().abs().flatten().float()
+                rank = math.floor(self.schedule.final * magnitudes.numel())
+                self.quantiles[name] = float(magnitudes.kthvalue(rank).values) if rank else 0.0
+        return {
+            name: self.masks[name] & (self.weight(name).abs() >= self.threshold(name, step))
+            for name in kept
+        }
+
+    def method_metrics(self) -> dict[str, float]:
+        return {
+            f"threshold/{name}": self.threshold(name, self.last_update_step)
+            for name in self.quantiles
+        }
+
+    def method_state(self) -> dict[str, Any]:
+        return {"quantiles": dict(self.quantiles)}
+
+    def load_method_state(self, state: Mapping[str, Any]) -> None:
+        self.quantiles = dict(state["quantiles"])

@@ -1,0 +1,32 @@
+"""Random pruning: the floor every method must beat."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+
+import torch
+
+from lightning_modules.pruning.base import SparsePruning
+from lightning_modules.pruning.masks import top_k_mask
+
+
+class RandomPruning(SparsePruning):
+    """Random masks that follow the schedule: at every update each tensor keeps a uniformly
+    random subset of its still-kept weights. Seeded by (seed, tensor, step), so every DDP rank
+    and every resumed run draws the same masks.
+    """
+
+    name = "random"
+
+    def compute_masks(self, step: int, kept: Mapping[str, int]) -> dict[str, torch.Tensor]:
+        masks = {}
+        for name, k in kept.items():
+            generator = torch.Generator().manual_seed(
+                zlib.crc32(f"{self.seed}:{name}:{step}".encode())
+            )
+            scores = torch.rand(self.masks[name].shape, generator=generator)
+            masks[name] = top_k_mask(scores, k, previous=self.masks[name].cpu()).to(
+                self.masks[name].device
+            )
+        return masks

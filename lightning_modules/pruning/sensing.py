@@ -1,0 +1,116 @@
+"""Compressed sensing of a weight tensor: blocks, sensing matrices, sparse recovery.
+
+A tensor is flattened and cut into blocks of `n` entries (the rows of X, shape B × n, the last
+block zero-padded). Each block is measured with the same matrix Φ (m × n): Y = X Φᵀ. Recovery
+finds a tensor with k non-zeros (k counted over the whole tensor, not per block) whose
+measurements match Y. Every step is one matrix product over all blocks at once, on the
+weights' device.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Literal
+
+import torch
+
+SensingKind = Literal["gaussian", "rademacher", "identity"]
+RecoveryKind = Literal["iht", "ista"]
+SENSING_KINDS = ("gaussian", "rademacher", "identity")
+RECOVERY_KINDS = ("iht", "ista")
+
+
+def measurement_count(block_size: int, ratio: float, kind: SensingKind) -> int:
+    """m = ⌈ρ·n⌉ measurements per block; identity sensing measures every entry."""
+    return block_size if kind == "identity" else max(1, math.ceil(ratio * block_size))
+
+
+def sensing_matrix(kind: SensingKind, rows: int, cols: int, seed: int, name: str) -> torch.Tensor:
+    """Φ for tensor `name`, drawn from (seed, name) on the CPU: never stored, and the same on
+    every device and every DDP rank. Gaussian entries are N(0, 1/m), Rademacher ±1/√m."""
+    if kind == "identity":
+        return torch.eye(cols)
+    generator = torch.Generator().manual_seed(zlib.crc32(f"{seed}:{name}".encode()))
+    if kind == "gaussian":
+        return torch.randn(rows, cols, generator=generator) / math.sqrt(rows)
+    if kind == "rademacher":
+        signs = torch.randint(0, 2, (rows, cols), generator=generator) * 2 - 1
+        return signs.float() / math.sqrt(rows)
+    raise ValueError(f"sensing must be one of {SENSING_KINDS}, got {kind!r}")
+
+
+def to_blocks(tensor: torch.Tensor, block_size: int) -> torch.Tensor:
+    """Flatten and cut into rows of `block_size`, zero-padding the last one."""
+    flat = tensor.flatten()
+    pad = (-flat.numel()) % block_size
+    return torch.nn.functional.pad(flat, (0, pad)).view(-1, block_size)
+
+
+def from_blocks(blocks: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Inverse of `to_blocks`: drop the padding, restore `like`'s shape."""
+    return blocks.flatten()[: like.numel()].view_as(like)
+
+
+def hard_threshold(values: torch.Tensor, k: int, allowed: torch.Tensor) -> torch.Tensor:
+    """The support of H_k: the `k` largest |values| among `allowed` entries (a bool mask);
+    all allowed entries if fewer than `k` are."""
+    k = min(k, int(allowed.sum()))
+    scores = torch.where(allowed, values.abs(), torch.tensor(-1.0, device=values.device))
+    support = torch.zeros(values.numel(), dtype=torch.bool, device=values.device)
+    if k > 0:
+        support[torch.topk(scores.flatten(), k, sorted=False).indices] = True
+    return support.view_as(values)
+
+
+def _soft_threshold(values: torch.Tensor, k: int, allowed: torch.Tensor) -> torch.Tensor:
+    """Soft thresholding at the (k+1)-th largest |value|: at most k entries survive."""
+    magnitudes = torch.where(allowed, values.abs(), torch.zeros((), device=values.device))
+    flat = magnitudes.flatten()
+    tau = torch.topk(flat, k + 1).values[-1] if k < flat.numel() else flat.new_zeros(())
+    return torch.sign(values) * torch.clamp(magnitudes - tau, min=0.0)
+
+
+def recover(
+    measurements: torch.Tensor,
+    phi: torch.Tensor,
+    k: int,
+    allowed: torch.Tensor,
+    start: torch.Tensor,
+    iterations: int,
+    method: RecoveryKind = "iht",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sparse reconstruction X̂ (B × n) with k non-zeros among `allowed`, and its support.
+
+    `iht`: normalised iterative hard thresholding (Blumensath & Davies 2010), warm-started at
+    H_k(start): X̂ ← H_k(X̂ + μ Φᵀ(Y − Φ X̂)), with μ the exact line-search step on the
+    current support, one per block (a single step for the whole tensor stalls when blocks
+    hold very different numbers of non-zeros). `ista`: soft thresholding with step 1/‖Φ‖²,
+    the threshold chosen each iteration so that k entries survive, then H_k.
+    """
+    support = hard_threshold(start, k, allowed)
+    estimate = start * support
+    lipschitz = torch.linalg.matrix_norm(phi, ord=2) ** 2
+    for _ in range(iterations):
+        gradient = (measurements - estimate @ phi.T) @ phi
+        if method == "iht":  # the exact line-search step on the support, for each block
+            on_support = gradient * support
+            curvature = (on_support @ phi.T).square().sum(dim=1, keepdim=True)
+            step = torch.where(
+                curvature > 0,
+                on_support.square().sum(dim=1, keepdim=True) / curvature.clamp_min(1e-30),
+                1.0 / lipschitz,
+            )
+            proposal = estimate + step * gradient
+            support = hard_threshold(proposal, k, allowed)
+            estimate = proposal * support
+        elif method == "ista":
+            estimate = _soft_threshold(estimate + gradient / lipschitz, k, allowed)
+            support = estimate != 0
+        else:
+            raise ValueError(f"recovery must be one of {RECOVERY_KINDS}, got {method!r}")
+    if method == "ista":  # fill up to k with the largest entries of `start`, if fewer survived
+        ranked = torch.where(estimate != 0, estimate.abs() + start.abs().max(), start.abs())
+        support = hard_threshold(ranked, k, allowed)
+        estimate = estimate * support
+    return estimate, support
