@@ -23,7 +23,7 @@ from pruning_harness import (
 
 from experiments.records import read_metrics
 from lightning_modules.pruning.audit import audit
-from lightning_modules.pruning.masks import magnitude_mask
+from lightning_modules.pruning.masks import magnitude_mask, select_top_k
 from lightning_modules.pruning.methods import METHODS, CompressedSensingPruning
 from lightning_modules.pruning.schedules import SparsitySchedule, cubic_sparsity, kept_count
 from lightning_modules.pruning.sensing import (
@@ -85,6 +85,20 @@ def test_impossible_schedules_fail_at_construction(arguments: dict, message: str
 def test_bad_csp_options_fail_at_construction(options: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CompressedSensingPruning(schedule(), **options)
+
+
+@pytest.mark.parametrize("numel", [1000, 70_000, 524_288])
+def test_banded_top_k_selects_exactly_what_topk_selects(numel: int) -> None:
+    values = torch.randn(numel, generator=torch.Generator().manual_seed(numel))
+    values[: numel // 3] = -1.0  # a third tied at the bottom, like entries already pruned
+    for k in (0, 1, numel // 10, numel // 2, 2 * numel // 3 + 1, numel - 5, numel):
+        chosen = select_top_k(values, k)
+        reference = torch.zeros(numel, dtype=torch.bool)
+        reference[torch.topk(values, k).indices] = True
+        assert int(chosen.sum()) == k
+        if k:
+            assert values[chosen].min() == values[reference].min()
+            assert values[~chosen].max() <= values[chosen].min() if k < numel else True
 
 
 # ---- discovery --------------------------------------------------------------------------

@@ -8,20 +8,53 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+_BAND_MIN_SIZE = 1 << 16
+"""Below this many entries a plain `torch.topk` is as fast as the banded selection."""
+_BAND_SAMPLE = 1 << 13
+_BAND_HALF_WIDTH = 0.015
+
+
+def select_top_k(flat: torch.Tensor, k: int) -> torch.Tensor:
+    """Boolean mask of the `k` largest entries of a 1-D tensor, exactly `k` of them.
+
+    `torch.topk` with k near N/2 dominates the cost of a mask update, so large tensors go
+    through a band: a strided sample locates the k-th value within ±1.5% in rank, everything
+    above the band is kept, and `topk` runs only inside the band. Same result as `topk`
+    (ties aside); deterministic, since the sample is strided, not random.
+    """
+    numel = flat.numel()
+    mask = torch.zeros(numel, dtype=torch.bool, device=flat.device)
+    if k <= 0:
+        return mask
+    if k >= numel:
+        return mask.fill_(True)
+    if numel >= _BAND_MIN_SIZE:
+        sample = flat[:: numel // _BAND_SAMPLE]
+        rank = (1.0 - k / numel) * sample.numel()
+        spread = _BAND_HALF_WIDTH * sample.numel()
+        low = sample.kthvalue(max(int(rank - spread), 1)).values
+        high = sample.kthvalue(min(int(rank + spread) + 1, sample.numel())).values
+        above = flat > high
+        band = torch.nonzero((flat >= low) & ~above).squeeze(1)
+        needed = k - int(above.sum())
+        if 0 <= needed <= band.numel():
+            mask |= above
+            mask[band[torch.topk(flat[band], needed, sorted=False).indices]] = True
+            return mask
+    mask[torch.topk(flat, k, sorted=False).indices] = True
+    return mask
+
 
 def top_k_mask(scores: torch.Tensor, k: int, previous: torch.Tensor | None = None) -> torch.Tensor:
     """Boolean mask keeping the `k` entries with the largest `scores`.
 
     With `previous`, entries it pruned stay pruned (masks only grow), as long as `k` does not
-    exceed what it kept. Ties are broken by `torch.topk`, deterministically on one device.
+    exceed what it kept.
     """
     flat = scores.detach().flatten().float()
     if previous is not None:
         flat = torch.where(previous.flatten(), flat, torch.tensor(-torch.inf, device=flat.device))
-    mask = torch.zeros_like(flat, dtype=torch.bool)
-    if k > 0:
-        mask[torch.topk(flat, k, sorted=False).indices] = True
-    return mask.view_as(scores)
+    return select_top_k(flat, k).view_as(scores)
 
 
 def magnitude_mask(

@@ -15,6 +15,8 @@ from typing import Literal
 
 import torch
 
+from lightning_modules.pruning.masks import select_top_k
+
 SensingKind = Literal["gaussian", "rademacher", "identity"]
 RecoveryKind = Literal["iht", "ista"]
 SENSING_KINDS = ("gaussian", "rademacher", "identity")
@@ -57,10 +59,7 @@ def hard_threshold(values: torch.Tensor, k: int, allowed: torch.Tensor) -> torch
     all allowed entries if fewer than `k` are."""
     k = min(k, int(allowed.sum()))
     scores = torch.where(allowed, values.abs(), torch.tensor(-1.0, device=values.device))
-    support = torch.zeros(values.numel(), dtype=torch.bool, device=values.device)
-    if k > 0:
-        support[torch.topk(scores.flatten(), k, sorted=False).indices] = True
-    return support.view_as(values)
+    return select_top_k(scores.flatten(), k).view_as(values)
 
 
 def _soft_threshold(values: torch.Tensor, k: int, allowed: torch.Tensor) -> torch.Tensor:
