@@ -162,6 +162,67 @@ def audit(checkpoint: Path, as_json: bool) -> None:
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
+@cli.command()
+@click.option(
+    "--preset",
+    type=click.Choice(["tiny", "small", "paper"]),
+    default="small",
+    show_default=True,
+    help="tiny: tests (minutes); small: every method at 0.5 and 0.8 on a 2-core CPU; "
+    "paper: every method at 0.5/0.7/0.8/0.9 with 3 seeds, sized for one GPU.",
+)
+@click.option(
+    "--grid",
+    "grid_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="a grid file of your own instead of a preset (see experiments/grids/)",
+)
+@click.option(
+    "--corpus",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="your corpus instead of the rendered one: a manifest.jsonl, a folder holding one, "
+    "or a LibriSpeech root",
+)
+@click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+)
+def reproduce(preset: str, grid_path: Path | None, corpus: Path | None, runs_dir: Path) -> None:
+    """Run the paper comparison: the dense model once, then every method × sparsity × seed.
+
+    Each pruning run starts from the same dense weights with the same budget and schedule;
+    realized sparsity and packed size are read from the saved weights. Runs already finished
+    are reused, an interrupted one resumes from its checkpoint: run the command again to go
+    on. Ends with the results table and the W&B run folders (offline unless W&B is set up).
+    """
+    from experiments.reproduce import (
+        GRIDS,
+        corpus_from_path,
+        load_grid,
+        results_table,
+        run_grid,
+        wandb_run_dirs,
+    )
+
+    grid = load_grid(
+        grid_path or GRIDS / f"{preset}.yaml",
+        runs_dir,
+        corpus_from_path(corpus) if corpus is not None else None,
+    )
+    summary = run_grid(grid, log=click.echo)
+    click.echo(results_table(summary))
+    click.echo(f"results: {grid.root / 'results.json'}")
+    folders = wandb_run_dirs(summary)
+    if folders:
+        click.echo("W&B runs (upload offline ones with `wandb sync FOLDER`):")
+        for folder in folders:
+            click.echo(f"  {folder}")
+
+
 def main() -> None:
     """Console entry point: bad input ends with one clear message, not a traceback."""
     try:

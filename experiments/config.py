@@ -7,6 +7,7 @@ reports every invalid field by its dotted path before any work starts.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -99,6 +100,72 @@ class TrainerSection(StrictModel):
     beam_width: int = Field(0, ge=0, description="beam search for the final test (0: greedy)")
 
 
+class ScheduleSection(StrictModel):
+    """When the pruning happens, on the optimizer-step clock (see pruning/schedules.py)."""
+
+    kind: Literal["one_shot", "linear", "cubic"] = "cubic"
+    start: int = Field(0, ge=0, description="t0: first mask update")
+    end: int = Field(ge=0, description="t1: last mask update; fine-tuning follows")
+    every: int = Field(10, ge=1, description="Δt: steps between mask updates")
+    initial: float = Field(0.0, ge=0, lt=1)
+
+
+class PruningSection(StrictModel):
+    """A pruning method (by its table name), its target sparsity and its own options."""
+
+    method: str
+    sparsity: float = Field(ge=0, lt=1, description="absolute target of every pruned tensor")
+    schedule: ScheduleSection
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        from lightning_modules.pruning.methods import METHODS
+
+        if value not in METHODS:
+            raise ValueError(f"unknown pruning method {value!r}; choose one of {sorted(METHODS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _constructible(self) -> PruningSection:
+        try:  # every option is checked by the method itself, before any work
+            self.build(seed=0)
+        except TypeError as error:  # an option of the wrong kind
+            raise ValueError(str(error)) from None
+        return self
+
+    def build(self, seed: int) -> Any:
+        """The method's Lightning callback."""
+        from lightning_modules.pruning.methods import METHODS
+        from lightning_modules.pruning.schedules import SparsitySchedule
+
+        method = METHODS[self.method]
+        known = set(inspect.signature(method.__init__).parameters) - {"self", "schedule", "seed"}
+        known -= {"include", "exclude"}
+        unknown = sorted(set(self.options) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {unknown} for {self.method}; known: {sorted(known) or 'none'}"
+            )
+        schedule = SparsitySchedule(final=self.sparsity, **self.schedule.model_dump())
+        return method(schedule, self.include, self.exclude, seed, **self.options)
+
+
+class TrackingSection(StrictModel):
+    """Weights & Biases: offline unless the user has logged in or asks otherwise."""
+
+    mode: Literal["online", "offline", "disabled"] | None = Field(
+        None, description="default: $WANDB_MODE, else online when logged in, else offline"
+    )
+    project: str = "csp-asr"
+    group: str | None = Field(None, description="default: the experiment name")
+    job_type: str | None = Field(None, description="default: the pruning method, or dense")
+    tags: list[str] = Field(default_factory=list)
+
+
 class ExperimentConfig(StrictModel):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = Field(0, ge=0)
@@ -107,6 +174,11 @@ class ExperimentConfig(StrictModel):
     data: DataSection = Field(default_factory=DataSection)
     optim: OptimSection = Field(default_factory=OptimSection)
     trainer: TrainerSection = Field(default_factory=TrainerSection)
+    pruning: PruningSection | None = None
+    init_from: Path | None = Field(
+        None, description="a checkpoint whose weights start the run (the dense model)"
+    )
+    tracking: TrackingSection = Field(default_factory=TrackingSection)
 
 
 class ConfigError(ValueError):
@@ -145,13 +217,18 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     try:
         config = ExperimentConfig.model_validate(raw)
     except ValidationError as error:
-        lines = [
-            f"  {'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}"
-            + (f" (got {e['input']!r})" if e["type"] != "missing" else "")
-            for e in error.errors()
-        ]
-        raise ConfigError(f"{path}: invalid config\n" + "\n".join(lines)) from None
+        raise ConfigError(format_validation_error(str(path), error)) from None
     return config
+
+
+def format_validation_error(where: str, error: ValidationError) -> str:
+    """Every invalid field by its dotted path, with the value given."""
+    lines = [
+        f"  {'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}"
+        + (f" (got {e['input']!r})" if e["type"] != "missing" else "")
+        for e in error.errors()
+    ]
+    return f"{where}: invalid config\n" + "\n".join(lines)
 
 
 def dump_config(config: ExperimentConfig) -> str:

@@ -5,8 +5,15 @@ A run directory holds everything about the run:
     config.yaml        the resolved config (every default filled in)
     provenance.json    git commit, package versions, command
     metrics.jsonl      every logged metric, one JSON object per line
-    checkpoints/       last.ckpt (for --resume) and the best one by dev WER
-    result.json        the final dev and test WER, parameter count and training time
+    checkpoints/       last.ckpt (for --resume) and, for dense runs, the best one by dev WER
+    model.packed       the final weights as a packed sparse file (`csp export`)
+    wandb/             the W&B run files (offline unless W&B is set up)
+    result.json        the final dev and test WER, sparsity and size from the saved weights,
+                       parameter count and training time
+
+A pruning run (a config with a `pruning` section) starts from the weights of `init_from`,
+prunes with the method's callback and is evaluated on its final weights: the best dev WER of
+a pruning run would come from before the pruning finished.
 """
 
 from __future__ import annotations
@@ -20,15 +27,18 @@ import lightning.pytorch as pl
 import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import Logger
 
 from experiments.config import ConfigError, ExperimentConfig, dump_config
 from experiments.provenance import provenance
 from experiments.records import JsonlLogger, write_json
+from experiments.tracking import finish_tracking, wandb_logger
 from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.data.datamodule import SpeechDataModule
 from lightning_modules.data.librispeech import read_librispeech
 from lightning_modules.data.manifest import Utterance, read_manifest
 from lightning_modules.data.validation import validate_corpus
+from lightning_modules.pruning.audit import audit, export_packed
 
 LAST_CHECKPOINT = "last.ckpt"
 
@@ -87,17 +97,34 @@ def check_run_dir(config: ExperimentConfig, run_dir: Path, resume: bool) -> Path
 
 def build_trainer(
     config: ExperimentConfig, run_dir: Path, resume_step: int | None
-) -> tuple[pl.Trainer, ModelCheckpoint]:
+) -> tuple[pl.Trainer, ModelCheckpoint | None]:
+    """The Lightning trainer of a run, with its loggers, checkpoints and pruning callback."""
     checkpoints = run_dir / "checkpoints"
-    last = ModelCheckpoint(
-        dirpath=checkpoints,
-        every_n_train_steps=config.trainer.checkpoint_every_n_steps,
-        save_top_k=0,
-        save_last=True,
+    callbacks: list[pl.Callback] = []
+    if config.pruning is not None:
+        callbacks.append(config.pruning.build(config.seed))
+    callbacks.append(
+        ModelCheckpoint(
+            dirpath=checkpoints,
+            every_n_train_steps=config.trainer.checkpoint_every_n_steps,
+            save_top_k=0,
+            save_last=True,
+        )
     )
-    best = ModelCheckpoint(
-        dirpath=checkpoints, filename="best-{step}", monitor="dev_wer", mode="min", save_top_k=1
-    )
+    best = None
+    if config.pruning is None:
+        best = ModelCheckpoint(
+            dirpath=checkpoints, filename="best-{step}", monitor="dev_wer", mode="min", save_top_k=1
+        )
+        callbacks.append(best)
+    loggers: list[Logger] = [
+        JsonlLogger(
+            run_dir / "metrics.jsonl", resume_step=resume_step if is_launching_process() else None
+        )
+    ]
+    tracker = wandb_logger(config, run_dir)
+    if tracker is not None:
+        loggers.append(tracker)
     t = config.trainer
     trainer = pl.Trainer(
         default_root_dir=run_dir,
@@ -112,15 +139,44 @@ def build_trainer(
         gradient_clip_val=t.gradient_clip_val or None,
         accumulate_grad_batches=t.accumulate_grad_batches,
         deterministic=t.deterministic,
-        logger=JsonlLogger(
-            run_dir / "metrics.jsonl", resume_step=resume_step if is_launching_process() else None
-        ),
-        callbacks=[last, best],
+        logger=loggers,
+        callbacks=callbacks,
         log_every_n_steps=10,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # the batch sampler shards by rank itself
     )
     return trainer, best
+
+
+def load_start_weights(module: RNNTSpeechRecognizer, checkpoint: Path) -> None:
+    """Start from another run's weights (the dense model): weights only, no trainer state."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as error:
+        raise ConfigError(f"init_from {checkpoint}: does not fit this model ({error})") from None
+
+
+def check_start_weights(config: ExperimentConfig) -> None:
+    if config.init_from is not None and not config.init_from.is_file():
+        raise ConfigError(f"init_from: {config.init_from}: checkpoint not found")
+
+
+def size_record(checkpoint: Path, packed: Path) -> dict[str, Any]:
+    """Sparsity and size read back from the saved weights, never from the config."""
+    report = audit(checkpoint)
+    export_packed(checkpoint, packed)
+    return {
+        "realized_sparsity": report["prunable"]["sparsity"],
+        "model_sparsity": report["model"]["sparsity"],
+        "sparsity_per_tensor": {
+            name: entry["sparsity"]
+            for name, entry in report["tensors"].items()
+            if entry["prunable"]
+        },
+        "dense_bytes": report["model"]["dense_bytes"],
+        "packed_bytes": packed.stat().st_size,
+    }
 
 
 def build_module(config: ExperimentConfig) -> RNNTSpeechRecognizer:
@@ -147,6 +203,7 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
     else:  # the launching process has checked the run directory and written its records
         last = run_dir / "checkpoints" / LAST_CHECKPOINT
         checkpoint = last if resume and last.is_file() else None
+    check_start_weights(config)
     utterances = load_corpus(config)
     if owner:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -158,16 +215,35 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
     if checkpoint is not None:
         resume_step = torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
     module = build_module(config)
+    if checkpoint is None and config.init_from is not None:
+        load_start_weights(module, config.init_from)
     data = SpeechDataModule(
         utterances, config.data.max_batch_seconds, config.data.num_workers, seed=config.seed
     )
     trainer, best = build_trainer(config, run_dir, resume_step)
+    try:
+        return fit_and_evaluate(config, run_dir, trainer, best, module, data, checkpoint)
+    finally:
+        finish_tracking(trainer)
+
+
+def fit_and_evaluate(
+    config: ExperimentConfig,
+    run_dir: Path,
+    trainer: pl.Trainer,
+    best: ModelCheckpoint | None,
+    module: RNNTSpeechRecognizer,
+    data: SpeechDataModule,
+    checkpoint: Path | None,
+) -> dict[str, Any]:
+    """Fit, save the last checkpoint, evaluate the chosen one on dev and test, record it."""
     started = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=checkpoint)
     train_wall_s = time.perf_counter() - started
-    trainer.save_checkpoint(run_dir / "checkpoints" / LAST_CHECKPOINT)
+    last = run_dir / "checkpoints" / LAST_CHECKPOINT
+    trainer.save_checkpoint(last)
 
-    chosen = best.best_model_path or str(run_dir / "checkpoints" / LAST_CHECKPOINT)
+    chosen = (best.best_model_path if best else "") or str(last)
     dev = trainer.validate(module, datamodule=data, ckpt_path=chosen, verbose=False)[0]
     test = trainer.test(module, datamodule=data, ckpt_path=chosen, verbose=False)[0]
     result = {
@@ -187,6 +263,10 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
     }
     if "test_wer_beam" in test:
         result["test_wer_beam"] = test["test_wer_beam"]
+    if config.pruning is not None:
+        result["method"] = config.pruning.method
+        result["target_sparsity"] = config.pruning.sparsity
     if trainer.is_global_zero:
+        result.update(size_record(Path(chosen), run_dir / "model.packed"))
         write_json(run_dir / "result.json", result)
     return result

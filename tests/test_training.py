@@ -130,7 +130,13 @@ def test_killed_run_resumes_to_identical_weights(
     worker.wait()
     killed_at = read_step(last)
     assert 0 < killed_at < 50
-    subprocess.run([*command, "--run-dir", str(run_dir), "--resume"], check=True, **quiet)
+    resumed_run = subprocess.run(
+        [*command, "--run-dir", str(run_dir), "--resume"],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+    )
+    assert resumed_run.returncode == 0, resumed_run.stderr[-3000:]
 
     whole = torch.load(tmp_path / "whole" / "checkpoints" / "last.ckpt", weights_only=False)
     resumed = torch.load(last, weights_only=False)

@@ -87,6 +87,8 @@ def recover(
     hold very different numbers of non-zeros). `ista`: soft thresholding with step 1/‖Φ‖²,
     the threshold chosen each iteration so that k entries survive, then H_k.
     """
+    if k >= int(allowed.sum()):  # nothing to choose: every allowed entry is kept as it is
+        return start * allowed, allowed.clone()
     support = hard_threshold(start, k, allowed)
     estimate = start * support
     lipschitz = torch.linalg.matrix_norm(phi, ord=2) ** 2

@@ -199,25 +199,42 @@ class CompressedSensingPruning(SparsePruning):
                 self.reconstructions[tensor.name] = reconstruction.to(tensor.parameter.dtype)
 
     def adjust_gradients(self, pl_module: pl.LightningModule, step: int) -> None:
+        """Add the two terms' gradients in place, without temporaries the size of the model
+        where possible; their values are computed only on the trainer's logging steps."""
         if not self._regularizing(step) or not self.next_masks:
             return
+        trainer = pl_module.trainer
+        log_now = step % max(trainer.log_every_n_steps, 1) == 0
         sparsity_term = reconstruction_term = 0.0
         with torch.no_grad():
             for tensor in self.tensors:
-                weight = tensor.parameter
+                weight, name = tensor.parameter, tensor.name
                 if weight.grad is None:
                     continue
-                doomed = weight * ~self.next_masks[tensor.name]
-                difference = weight - self.reconstructions[tensor.name]
                 scale = 1.0 / tensor.numel
-                weight.grad.add_(doomed.sign(), alpha=self.sparsity_weight * scale)
-                weight.grad.add_(difference, alpha=2.0 * self.reconstruction_weight * scale)
-                sparsity_term += self.sparsity_weight * scale * float(doomed.abs().sum())
-                reconstruction_term += (
-                    self.reconstruction_weight * scale * float(difference.square().sum())
-                )
-        pl_module.log("csp/sparsity_term", sparsity_term, on_step=True, on_epoch=False)
-        pl_module.log("csp/reconstruction_term", reconstruction_term, on_step=True, on_epoch=False)
+                doomed = ~self.next_masks[name]
+                if self.sparsity_weight:
+                    signs = weight.sign().mul_(doomed)
+                    weight.grad.add_(signs, alpha=self.sparsity_weight * scale)
+                    if log_now:
+                        sparsity_term += (
+                            self.sparsity_weight * scale * float((weight * signs).sum())
+                        )
+                if self.reconstruction_weight:
+                    alpha = 2.0 * self.reconstruction_weight * scale
+                    weight.grad.add_(weight, alpha=alpha).sub_(
+                        self.reconstructions[name], alpha=alpha
+                    )
+                    if log_now:
+                        difference = weight - self.reconstructions[name]
+                        reconstruction_term += (
+                            self.reconstruction_weight * scale * float(difference.square().sum())
+                        )
+        if log_now:
+            pl_module.log("csp/sparsity_term", sparsity_term, on_step=True, on_epoch=False)
+            pl_module.log(
+                "csp/reconstruction_term", reconstruction_term, on_step=True, on_epoch=False
+            )
 
     # ---- logging and state --------------------------------------------------------------
 

@@ -1,0 +1,193 @@
+"""`csp reproduce`: the tiny grid end to end, W&B offline records, reuse, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CSP_COMMAND
+
+from analysis.wandb_records import read_offline_run
+
+CELLS = ("csp-s0.5-seed0", "gmp-s0.5-seed0")
+
+
+@pytest.fixture(scope="module")
+def reproduced(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uninterrupted `csp reproduce --preset tiny`; returns the grid's run folder."""
+    runs = tmp_path_factory.mktemp("runs")
+    done = subprocess.run(
+        [
+            *CSP_COMMAND,
+            "reproduce",
+            "--preset",
+            "tiny",
+            "--corpus",
+            str(tiny_corpus),
+            "--runs-dir",
+            str(runs),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=offline_env(),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| csp |" in done.stdout and "| gmp |" in done.stdout
+    return runs / "reproduce_tiny"
+
+
+def offline_env() -> dict[str, str]:
+    from conftest import REPO
+
+    return {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline"}
+
+
+def test_every_cell_records_wer_and_sparsity_from_the_saved_weights(reproduced: Path) -> None:
+    summary = json.loads((reproduced / "results.json").read_text())
+    assert [Path(c["run_dir"]).name for c in summary["cells"]] == list(CELLS)
+    for cell in summary["cells"]:
+        assert cell["target_sparsity"] == 0.5
+        assert 0.0 <= cell["test_wer"] <= 2.0
+        assert cell["realized_sparsity"] == pytest.approx(0.5, abs=1e-3)
+        saved = torch.load(Path(cell["checkpoint"]), map_location="cpu", weights_only=False)
+        weights = [saved["state_dict"][name] for name in cell["sparsity_per_tensor"]]
+        zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+        assert zeros == pytest.approx(cell["realized_sparsity"], abs=1e-12)
+        assert 0 < cell["packed_bytes"] < cell["dense_bytes"]
+    assert summary["dense"]["realized_sparsity"] == 0.0
+
+
+def test_offline_wandb_runs_hold_the_trajectories(reproduced: Path) -> None:
+    for cell in CELLS:
+        folders = sorted((reproduced / cell / "wandb").glob("offline-run-*"))
+        assert len(folders) == 1, folders
+        run = read_offline_run(folders[0])
+        assert run["config"]["pruning"]["method"] == cell.split("-")[0]
+        assert run["group"] == "reproduce_tiny" and run["job_type"] == cell.split("-")[0]
+        sparsity = [row["pruning/sparsity"] for row in run["history"] if "pruning/sparsity" in row]
+        assert len(sparsity) >= 4 and sparsity == sorted(sparsity)
+        assert sparsity[-1] == pytest.approx(0.5, abs=1e-3)
+        assert any("dev_wer" in row for row in run["history"])
+        per_tensor = [k for row in run["history"] for k in row if k.startswith("pruning/sparsity/")]
+        assert per_tensor
+    csp = read_offline_run(next((reproduced / CELLS[0] / "wandb").glob("offline-run-*")))
+    assert any("csp/error_mean" in row for row in csp["history"])
+
+
+def test_second_invocation_does_no_training(
+    reproduced: Path, tiny_corpus: Path, csp: Callable
+) -> None:
+    checkpoints = sorted(reproduced.glob("*/checkpoints/*.ckpt"))
+    stamps = [path.stat().st_mtime_ns for path in checkpoints]
+    before = (reproduced / "results.json").read_text()
+    done = csp(
+        "reproduce", "--preset", "tiny", "--corpus", tiny_corpus, "--runs-dir", reproduced.parent
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "training" not in done.stdout
+    assert done.stdout.count("skipped") == len(CELLS) and "reused" in done.stdout
+    assert [path.stat().st_mtime_ns for path in checkpoints] == stamps
+    assert json.loads((reproduced / "results.json").read_text()) == json.loads(before)
+
+
+def test_killed_mid_cell_finishes_like_an_uninterrupted_run(
+    reproduced: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    shutil.copytree(reproduced / "dense", runs / "reproduce_tiny" / "dense")  # the cached model
+    command = [
+        *CSP_COMMAND,
+        "reproduce",
+        "--preset",
+        "tiny",
+        "--corpus",
+        str(tiny_corpus),
+        "--runs-dir",
+        str(runs),
+    ]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": offline_env()}
+    worker = subprocess.Popen(command, **quiet)
+    last = runs / "reproduce_tiny" / CELLS[0] / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not (last.exists() and step_of(last) >= 8) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    assert 8 <= step_of(last) < 24
+    assert not (runs / "reproduce_tiny" / CELLS[0] / "result.json").exists()
+    subprocess.run(command, check=True, timeout=900, **quiet)
+
+    expected = json.loads((reproduced / "results.json").read_text())["cells"]
+    resumed = json.loads((runs / "reproduce_tiny" / "results.json").read_text())["cells"]
+    for before, after in zip(expected, resumed, strict=True):
+        assert after["realized_sparsity"] == before["realized_sparsity"]
+        assert after["sparsity_per_tensor"] == before["sparsity_per_tensor"]
+        assert after["test_wer"] == pytest.approx(before["test_wer"], abs=1e-6)
+
+
+def step_of(checkpoint: Path) -> int:
+    try:
+        return torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
+    except (EOFError, RuntimeError, FileNotFoundError):  # caught while being written
+        return -1
+
+
+GRID = """name: bad
+dense:
+  corpus: {{kind: manifest, path: {manifest}}}
+  model: {{preset: tiny}}
+  trainer: {{max_steps: 5}}
+schedule: {{start: 0, end: 4, every: 2}}
+methods: {methods}
+sparsities: {sparsities}
+"""
+
+
+@pytest.mark.parametrize(
+    ("methods", "sparsities", "manifest", "message"),
+    [
+        ("{magic: {}}", "[0.5]", None, "unknown pruning method 'magic'"),
+        ("{csp: {colour: red}}", "[0.5]", None, "unknown option(s) ['colour'] for csp"),
+        ("{gmp: {}}", "[1.0]", None, "pruning.sparsity: Input should be less than 1"),
+        ("{csp: {sparsity_weight: -1}}", "[0.5]", None, "sparsity_weight must be a non-negative"),
+        ("{gmp: {}}", "[]", None, "the grid has no cells"),
+        ("{gmp: {}}", "[0.5]", "/nowhere/manifest.jsonl", "/nowhere/manifest.jsonl"),
+    ],
+)
+def test_grid_errors_are_reported_before_training(
+    methods: str,
+    sparsities: str,
+    manifest: str | None,
+    message: str,
+    tiny_corpus: Path,
+    tmp_path: Path,
+    csp: Callable,
+) -> None:
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(
+        GRID.format(manifest=manifest or tiny_corpus, methods=methods, sparsities=sparsities)
+    )
+    done = csp("reproduce", "--grid", grid, "--runs-dir", tmp_path / "runs")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert message in done.stderr
+    assert not (tmp_path / "runs" / "bad" / "dense" / "checkpoints").exists()
+
+
+def test_unknown_grid_key_is_an_error(tmp_path: Path, csp: Callable) -> None:
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(
+        "name: g\ndense: {}\nschedule: {end: 4}\nmethods: {gmp: {}}\n"
+        "sparsities: [0.5]\nsparsity: 0.5\n"
+    )
+    done = csp("reproduce", "--grid", grid, "--runs-dir", tmp_path / "runs")
+    assert done.returncode == 2
+    assert "sparsity: Extra inputs are not permitted" in done.stderr
