@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -225,6 +226,10 @@ def reproduce(preset: str, grid_path: Path | None, corpus: Path | None, runs_dir
 
 def main() -> None:
     """Console entry point: bad input ends with one clear message, not a traceback."""
+    # Each csp command owns its W&B service. One inherited from a parent process (a
+    # notebook, a test runner) outlives a killed run and keeps its run id "in use",
+    # so resuming that run would fail.
+    os.environ.pop("WANDB_SERVICE", None)
     try:
         cli(standalone_mode=False)
     except click.exceptions.Abort:
