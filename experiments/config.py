@@ -18,7 +18,8 @@ from lightning_modules.asr.presets import PRESETS, RNNTConfig, model_config
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # inf stays inf in config.yaml (`.inf`), not null: ε = ∞ is a real CSP setting
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
 
 
 class ManifestCorpus(StrictModel):
@@ -164,6 +165,11 @@ class TrackingSection(StrictModel):
     group: str | None = Field(None, description="default: the experiment name")
     job_type: str | None = Field(None, description="default: the pruning method, or dense")
     tags: list[str] = Field(default_factory=list)
+    sweep: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the sweep trial this run is (study, trial number, parameters); set by "
+        "`csp sweep`, logged in the W&B config",
+    )
 
 
 class ExperimentConfig(StrictModel):

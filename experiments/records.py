@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
@@ -59,3 +60,12 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
     Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def divergence(metrics: list[dict[str, float]]) -> str | None:
+    """Why a run diverged (its first non-finite loss), or None if every loss is finite."""
+    for record in metrics:
+        for key in ("train_loss", "dev_loss"):
+            if key in record and not math.isfinite(record[key]):
+                return f"diverged: {key} {record[key]} at step {record['step']}"
+    return None

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,10 +33,11 @@ from experiments.config import (
     StrictModel,
     format_validation_error,
 )
-from experiments.records import write_json
+from experiments.records import divergence, read_metrics, write_json
 
 GRIDS = Path(__file__).resolve().parent / "grids"
 PRESETS = ("tiny", "small", "paper")
+FAILED = "failed.json"
 
 
 class GridSpec(StrictModel):
@@ -46,7 +49,10 @@ class GridSpec(StrictModel):
         default_factory=dict, description="sections that pruning runs change (trainer, optim)"
     )
     schedule: ScheduleSection
-    methods: dict[str, dict[str, Any]] = Field(description="method name → its options")
+    methods: dict[str, dict[str, Any]] = Field(
+        description="label → options: a method name, or a labelled variant naming its method "
+        "(`csp-identity: {method: csp, sensing: identity}`)"
+    )
     sparsities: list[float]
     seeds: list[int] = Field(default_factory=lambda: [0])
 
@@ -54,7 +60,20 @@ class GridSpec(StrictModel):
     def _has_cells(self) -> GridSpec:
         if not (self.methods and self.sparsities and self.seeds):
             raise ValueError("the grid has no cells: methods, sparsities and seeds must be set")
+        for label, options in self.methods.items():
+            if not re.fullmatch(r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*", label):
+                raise ValueError(f"methods: label {label!r} must be letters, digits, _ . and -")
+            if not isinstance(options.get("method", label), str):
+                raise ValueError(f"methods.{label}.method: expected a method name")
         return self
+
+    def variants(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(label, method, options) per entry; the label names the cells and table rows."""
+        variants = []
+        for label, options in self.methods.items():
+            rest = {key: value for key, value in options.items() if key != "method"}
+            variants.append((label, options.get("method", label), rest))
+        return variants
 
 
 def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -67,8 +86,8 @@ def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def cell_dir_name(method: str, sparsity: float, seed: int) -> str:
-    return f"{method}-s{sparsity:g}-seed{seed}"
+def cell_dir_name(label: str, sparsity: float, seed: int) -> str:
+    return f"{label}-s{sparsity:g}-seed{seed}"
 
 
 class Grid:
@@ -83,24 +102,24 @@ class Grid:
         self.dense_raw = {"name": f"{spec.name}.dense", **dense}
         self.dense = self._validate(self.dense_raw, "dense")
         self.cells: list[tuple[Path, dict[str, Any]]] = []
-        for method, options in spec.methods.items():
+        self.labels: dict[Path, str] = {}
+        for label, method, options in spec.variants():
             for sparsity in spec.sparsities:
                 for seed in spec.seeds:
+                    directory = self.root / cell_dir_name(label, sparsity, seed)
+                    self.labels[directory] = label
                     self.cells.append(
-                        (
-                            self.root / cell_dir_name(method, sparsity, seed),
-                            self._cell_raw(method, options, sparsity, seed),
-                        )
+                        (directory, self._cell_raw(label, method, options, sparsity, seed))
                     )
         for directory, raw in self.cells:  # every cell is checked before any work
             self._validate({**raw, "init_from": None}, directory.name)
 
     def _cell_raw(
-        self, method: str, options: dict[str, Any], sparsity: float, seed: int
+        self, label: str, method: str, options: dict[str, Any], sparsity: float, seed: int
     ) -> dict[str, Any]:
         raw = _merge(self.dense_raw, self.spec.prune)
         raw.update(
-            name=f"{self.spec.name}.{cell_dir_name(method, sparsity, seed)}",
+            name=f"{self.spec.name}.{cell_dir_name(label, sparsity, seed)}",
             seed=seed,
             pruning={
                 "method": method,
@@ -109,7 +128,7 @@ class Grid:
                 "options": options,
             },
         )
-        raw["tracking"] = {**raw.get("tracking", {}), "group": self.spec.name}
+        raw["tracking"] = {**raw.get("tracking", {}), "group": self.spec.name, "job_type": label}
         return raw
 
     def _validate(self, raw: dict[str, Any], where: str) -> ExperimentConfig:
@@ -162,11 +181,44 @@ def _finished(run_dir: Path) -> dict[str, Any] | None:
     return json.loads(result.read_text(encoding="utf-8")) if result.is_file() else None
 
 
+def _train_cell(config: ExperimentConfig, directory: Path, train: Any) -> dict[str, Any]:
+    """Train one cell; one that raises is recorded in `failed.json` and the grid goes on.
+
+    The next invocation tries a failed cell again (it resumes from its last checkpoint).
+    """
+    failed = directory / FAILED
+    failed.unlink(missing_ok=True)
+    try:
+        return train(config, directory, resume=True)
+    except Exception as error:  # any failure of one cell is that cell's record
+        reason = f"{type(error).__name__}: {error}".strip()
+        directory.mkdir(parents=True, exist_ok=True)
+        write_json(failed, {"reason": reason, "traceback": traceback.format_exc()})
+        return {"status": "failed", "reason": reason}
+
+
+def _cell_status(directory: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """A finished cell whose loss became NaN or infinite is a failed one: it diverged."""
+    if "status" in result:
+        return {}
+    metrics = directory / "metrics.jsonl"
+    reason = divergence(read_metrics(metrics)) if metrics.is_file() else None
+    return {"status": "failed", "reason": reason} if reason else {"status": "finished"}
+
+
 def run_grid(grid: Grid, log: Any = print) -> dict[str, Any]:
-    """Train what is not finished yet; return the dense result and every cell's result."""
+    """Train what is not finished yet; return the dense result and every cell's result.
+
+    `grid.yaml` in the grid folder records which cells the grid holds, so a report can show
+    the ones that never ran. A cell that fails or diverges is recorded with `status: failed`
+    and its reason; the other cells still run.
+    """
     from experiments.train import load_corpus, train
 
     load_corpus(grid.dense)  # render and check the corpus before anything trains
+    grid.root.mkdir(parents=True, exist_ok=True)
+    spec = {**grid.spec.model_dump(mode="json"), "dense": grid.dense.model_dump(mode="json")}
+    (grid.root / "grid.yaml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     dense = _finished(grid.dense_dir)
     if dense is None:
         log(f"dense model: training in {grid.dense_dir}")
@@ -179,10 +231,23 @@ def run_grid(grid: Grid, log: Any = print) -> dict[str, Any]:
         result = _finished(directory)
         if result is None:
             log(f"cell {index}/{len(configs)}: {directory.name}: training")
-            result = train(config, directory, resume=True)
+            result = _train_cell(config, directory, train)
         else:
             log(f"cell {index}/{len(configs)}: {directory.name}: finished, skipped")
-        cells.append({"run_dir": str(directory), "seed": config.seed, **result})
+        result = {**result, **_cell_status(directory, result)}
+        if result["status"] == "failed":
+            log(f"cell {index}/{len(configs)}: {directory.name}: failed: {result['reason']}")
+        assert config.pruning is not None
+        cells.append(
+            {
+                "run_dir": str(directory),
+                "label": grid.labels[directory],
+                "method": config.pruning.method,
+                "target_sparsity": config.pruning.sparsity,
+                "seed": config.seed,
+                **result,
+            }
+        )
     summary = {"grid": grid.spec.name, "dense": {"run_dir": str(grid.dense_dir), **dense}}
     summary["cells"] = cells
     write_json(grid.root / "results.json", summary)
@@ -190,23 +255,24 @@ def run_grid(grid: Grid, log: Any = print) -> dict[str, Any]:
 
 
 def results_table(summary: dict[str, Any]) -> str:
-    """Test WER (mean over seeds) and realized sparsity per method × target sparsity."""
+    """Test WER (mean over finished seeds) and realized sparsity per label × target sparsity."""
     dense = summary["dense"]
     sparsities = sorted({cell["target_sparsity"] for cell in summary["cells"]})
-    methods = list(dict.fromkeys(cell["method"] for cell in summary["cells"]))
+    methods = list(dict.fromkeys(cell["label"] for cell in summary["cells"]))
     header = "| method | " + " | ".join(f"s={s:g}: test WER (realized)" for s in sparsities) + " |"
     lines = [header, "|" + "---|" * (len(sparsities) + 1)]
     lines.append(f"| dense | {dense['test_wer']:.3f} (0.000) |" + " |" * (len(sparsities) - 1))
     for method in methods:
         row = []
         for sparsity in sparsities:
-            chosen = [
+            same = [
                 c
                 for c in summary["cells"]
-                if c["method"] == method and c["target_sparsity"] == sparsity
+                if c["label"] == method and c["target_sparsity"] == sparsity
             ]
+            chosen = [c for c in same if c["status"] == "finished"]
             if not chosen:
-                row.append("missing")
+                row.append("failed" if same else "missing")
                 continue
             wer = sum(c["test_wer"] for c in chosen) / len(chosen)
             realized = sum(c["realized_sparsity"] for c in chosen) / len(chosen)

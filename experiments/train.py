@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +97,14 @@ def check_run_dir(config: ExperimentConfig, run_dir: Path, resume: bool) -> Path
 
 
 def build_trainer(
-    config: ExperimentConfig, run_dir: Path, resume_step: int | None
+    config: ExperimentConfig,
+    run_dir: Path,
+    resume_step: int | None,
+    extra_callbacks: Sequence[pl.Callback] = (),
 ) -> tuple[pl.Trainer, ModelCheckpoint | None]:
     """The Lightning trainer of a run, with its loggers, checkpoints and pruning callback."""
     checkpoints = run_dir / "checkpoints"
-    callbacks: list[pl.Callback] = []
+    callbacks: list[pl.Callback] = list(extra_callbacks)
     if config.pruning is not None:
         callbacks.append(config.pruning.build(config.seed))
     callbacks.append(
@@ -190,11 +194,17 @@ def build_module(config: ExperimentConfig) -> RNNTSpeechRecognizer:
     )
 
 
-def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+def train(
+    config: ExperimentConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    callbacks: Sequence[pl.Callback] = (),
+) -> dict[str, Any]:
     """Train (or resume) one run, evaluate the best checkpoint on dev and test, record it all.
 
-    Everything that can be wrong with the config, the run directory or the corpus is
-    checked before the first training step.
+    `callbacks` join the run's own (a sweep's trial early stopping). Everything that can be
+    wrong with the config, the run directory or the corpus is checked before the first
+    training step.
     """
     run_dir = Path(run_dir)
     owner = is_launching_process()
@@ -220,7 +230,7 @@ def train(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -
     data = SpeechDataModule(
         utterances, config.data.max_batch_seconds, config.data.num_workers, seed=config.seed
     )
-    trainer, best = build_trainer(config, run_dir, resume_step)
+    trainer, best = build_trainer(config, run_dir, resume_step, callbacks)
     try:
         return fit_and_evaluate(config, run_dir, trainer, best, module, data, checkpoint)
     finally:

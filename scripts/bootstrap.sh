@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what csp-asr needs and is missing, and reuses what is already there:
-#   1. Debian packages: the TTS engines, sox and the text sources of the default corpus;
+#   1. Debian packages: the TTS engines, sox and the text sources of the default corpus,
+#      chromium (headless: the report and dashboard tests open pages in it) and the
+#      PostgreSQL server (the sweep tests start their own on 127.0.0.1);
 #   2. the Python dependencies of requirements.lock, in a virtual environment cached under
 #      ${CSP_CACHE_DIR:-~/.cache/csp-asr}, keyed on the lock's hash (built once per lock);
 #   3. ./.venv: a light environment for this checkout that sees the cached one and holds
@@ -11,6 +13,7 @@ cd "$(dirname "$0")/.."
 DEBIAN_PACKAGES=(
   espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
   sox fortunes fortunes-min bible-kjv
+  chromium postgresql
 )
 
 missing=()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,3 +48,65 @@ def csp(cli_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess]:
         )
 
     return run
+
+
+def offline_env() -> dict[str, str]:
+    """`csp` as a subprocess from the repository, W&B offline."""
+    return {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline"}
+
+
+def reproduce_tiny(corpus: Path, runs: Path) -> list[str]:
+    """The command line of `csp reproduce --preset tiny` on `corpus`, into `runs`."""
+    return [*CSP_COMMAND, "reproduce", "--preset", "tiny"] + [
+        *("--corpus", str(corpus), "--runs-dir", str(runs))
+    ]
+
+
+@pytest.fixture(scope="session")
+def reproduced(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uninterrupted `csp reproduce --preset tiny`; returns the grid's run folder.
+
+    Shared by the reproduce and report tests: it is the slowest fixture of the suite.
+    """
+    runs = tmp_path_factory.mktemp("runs")
+    done = subprocess.run(
+        reproduce_tiny(tiny_corpus, runs),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=offline_env(),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| csp |" in done.stdout and "| gmp |" in done.stdout
+    report = runs / "reproduce_tiny" / "report" / "report.html"
+    assert f"report: {report}" in done.stdout
+    return runs / "reproduce_tiny"
+
+
+def chromium(
+    *args: str, window: str = "1400,2400", budget_ms: int = 5000
+) -> subprocess.CompletedProcess:
+    """Headless Chromium with a throw-away profile and no background network traffic."""
+    binary = shutil.which("chromium")
+    assert binary, "chromium is missing: run scripts/bootstrap.sh (it installs it)"
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [
+                binary,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                f"--virtual-time-budget={budget_ms}",
+                f"--window-size={window}",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )

@@ -13,42 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CSP_COMMAND
+from conftest import offline_env, reproduce_tiny
 
 from analysis.wandb_records import read_offline_run
 
 CELLS = ("csp-s0.5-seed0", "gmp-s0.5-seed0")
-
-
-@pytest.fixture(scope="module")
-def reproduced(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One uninterrupted `csp reproduce --preset tiny`; returns the grid's run folder."""
-    runs = tmp_path_factory.mktemp("runs")
-    done = subprocess.run(
-        [
-            *CSP_COMMAND,
-            "reproduce",
-            "--preset",
-            "tiny",
-            "--corpus",
-            str(tiny_corpus),
-            "--runs-dir",
-            str(runs),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=offline_env(),
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "| csp |" in done.stdout and "| gmp |" in done.stdout
-    return runs / "reproduce_tiny"
-
-
-def offline_env() -> dict[str, str]:
-    from conftest import REPO
-
-    return {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline"}
 
 
 def test_every_cell_records_wer_and_sparsity_from_the_saved_weights(reproduced: Path) -> None:
@@ -104,16 +73,7 @@ def test_killed_mid_cell_finishes_like_an_uninterrupted_run(
 ) -> None:
     runs = tmp_path / "runs"
     shutil.copytree(reproduced / "dense", runs / "reproduce_tiny" / "dense")  # the cached model
-    command = [
-        *CSP_COMMAND,
-        "reproduce",
-        "--preset",
-        "tiny",
-        "--corpus",
-        str(tiny_corpus),
-        "--runs-dir",
-        str(runs),
-    ]
+    command = reproduce_tiny(tiny_corpus, runs)
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": offline_env()}
     worker = subprocess.Popen(command, **quiet)
     last = runs / "reproduce_tiny" / CELLS[0] / "checkpoints" / "last.ckpt"

@@ -1,0 +1,171 @@
+"""The report's figures (matplotlib, saved as PNG and SVG): WER against sparsity, sparsity
+over training steps, CSP's per-tensor compression error, and the final sparsity per tensor.
+
+Every function draws from the run records only and returns None when there is nothing to
+draw (no CSP run, no finished cell), so the report can say so instead of showing an empty
+frame.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display, no GUI toolkit
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from analysis.experiment import Experiment, Run  # noqa: E402
+from analysis.tables import Table  # noqa: E402
+
+
+def save(figure: Figure, out: Path, stem: str) -> Path:
+    """Write `stem.png` and `stem.svg` in `out`; returns the PNG."""
+    out.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(out / f"{stem}.png", dpi=110, bbox_inches="tight")
+    figure.savefig(out / f"{stem}.svg", bbox_inches="tight")
+    plt.close(figure)
+    return out / f"{stem}.png"
+
+
+METHOD_COLORS = {  # one colour per method in every figure; CSP stands out in red
+    "oneshot": "#8c564b",
+    "gmp": "#ff7f0e",
+    "narang": "#2ca02c",
+    "random": "#7f7f7f",
+    "model_pruning": "#9467bd",
+    "csp": "#d62728",
+}
+OTHER_COLORS = ("#1f77b4", "#17becf", "#bcbd22", "#e377c2", "#393b79", "#637939")
+
+
+def colors(labels: list[str]) -> dict[str, str]:
+    """Label → colour: the method's own for plain methods, then a palette for variants."""
+    others = iter(OTHER_COLORS * (1 + len(labels) // len(OTHER_COLORS)))
+    return {label: METHOD_COLORS.get(label) or next(others) for label in labels}
+
+
+def wer_vs_sparsity(table: Table) -> Figure | None:
+    """Mean test WER (error bars: std over seeds) against realized sparsity, per method."""
+    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    drawn = False
+    palette = colors([row.label for row in table.rows])
+    for row in table.rows:
+        points = [
+            (cell.mean_of("realized_sparsity"), cell.wer_mean, cell.wer_std or 0.0)
+            for cell in row.cells.values()
+            if cell.wer_mean is not None
+        ]
+        if not points:
+            continue
+        xs, ys, errors = zip(*sorted(points), strict=True)
+        axes.errorbar(
+            xs, ys, yerr=errors, marker="o", capsize=3, color=palette[row.label], label=row.name
+        )
+        drawn = True
+    if table.dense.wer_mean is not None:
+        axes.axhline(table.dense.wer_mean, color="black", linestyle="--", label="Dense")
+        drawn = True
+    if not drawn:
+        plt.close(figure)
+        return None
+    axes.set(xlabel="realized sparsity (saved weights)", ylabel="test WER", title=table.title)
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    return figure
+
+
+def _by_sparsity(experiment: Experiment, runs: list[Run]) -> list[tuple[float, list[Run]]]:
+    return [
+        (sparsity, [run for run in runs if run.target_sparsity == sparsity])
+        for sparsity in experiment.sparsities
+    ]
+
+
+def _panels(count: int, height: float = 3.6) -> tuple[Figure, list]:
+    figure, axes = plt.subplots(1, count, figsize=(5.2 * count, height), squeeze=False)
+    return figure, list(axes[0])
+
+
+def sparsity_trajectories(experiment: Experiment, names: dict[str, str]) -> Figure | None:
+    """Overall sparsity of the prunable tensors over optimizer steps: one line per run,
+    one colour per method, one panel per target sparsity."""
+    runs = [run for run in experiment.cells if run.series("pruning/sparsity")[0]]
+    if not runs:
+        return None
+    palette = colors(list(names))
+    runs.sort(key=lambda run: run.label == "csp")  # CSP on top where lines coincide
+    figure, panels = _panels(len(experiment.sparsities))
+    for axes, (sparsity, chosen) in zip(panels, _by_sparsity(experiment, runs), strict=True):
+        shown: set[str] = set()
+        for run in chosen:
+            name = names[run.label]
+            steps, values = run.series("pruning/sparsity")
+            style = "-" if run.status == "finished" else ":"
+            width = 2.4 if run.label == "csp" else 1.4
+            label = None if name in shown else name
+            axes.plot(steps, values, style, color=palette[run.label], lw=width, label=label)
+            shown.add(name)
+        axes.axhline(sparsity, color="grey", linewidth=0.8, linestyle="--")
+        axes.set(title=f"target sparsity {sparsity:g}", xlabel="optimizer step", ylabel="sparsity")
+        axes.grid(alpha=0.3)
+        if shown:
+            axes.legend(fontsize=8)
+    figure.suptitle(f"{experiment.name}: sparsity over training (dotted: not finished)")
+    return figure
+
+
+def compression_error(experiment: Experiment, label: str = "csp") -> Figure | None:
+    """CSP's compression error ‖W − Ŵ‖/‖W‖ per tensor over steps, first seed per sparsity."""
+    runs = [run for run in experiment.cells if run.label == label]
+    firsts = [(s, chosen[0]) for s, chosen in _by_sparsity(experiment, runs) if chosen]
+    firsts = [(s, run) for s, run in firsts if any(k.startswith("csp/error/") for k in _keys(run))]
+    if not firsts:
+        return None
+    figure, panels = _panels(len(firsts), height=4.0)
+    for axes, (sparsity, run) in zip(panels, firsts, strict=True):
+        axes.set_prop_cycle(color=plt.get_cmap("tab20").colors)  # LSTMs have many tensors
+        for key in sorted(k for k in _keys(run) if k.startswith("csp/error/")):
+            steps, values = run.series(key)
+            axes.plot(steps, values, marker=".", label=key.removeprefix("csp/error/"))
+        axes.set(
+            title=f"target sparsity {sparsity:g}, seed {run.seed}",
+            xlabel="optimizer step",
+            ylabel="compression error",
+        )
+        axes.grid(alpha=0.3)
+    handles, labels = panels[0].get_legend_handles_labels()
+    figure.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    figure.suptitle(f"{experiment.name}: CSP's compression error per tensor")
+    return figure
+
+
+def _keys(run: Run) -> set[str]:
+    return {key for row in run.metrics for key in row}
+
+
+def per_tensor_sparsity(experiment: Experiment, names: dict[str, str]) -> Figure | None:
+    """Final sparsity of each prunable tensor (saved weights), per method, first seed."""
+    finished = [run for run in experiment.cells if run.status == "finished"]
+    groups = [(s, chosen) for s, chosen in _by_sparsity(experiment, finished) if chosen]
+    if not groups:
+        return None
+    palette = colors(list(names))
+    figure, panels = _panels(len(groups), height=5.2)
+    for axes, (sparsity, chosen) in zip(panels, groups, strict=True):
+        firsts = {run.label: run for run in sorted(chosen, key=lambda r: -r.seed)}
+        tensors = sorted({t for run in firsts.values() for t in run.result["sparsity_per_tensor"]})
+        width = 0.8 / len(firsts)
+        for index, (label, run) in enumerate(firsts.items()):
+            values = [run.result["sparsity_per_tensor"].get(t, float("nan")) for t in tensors]
+            positions = [i + index * width for i in range(len(tensors))]
+            axes.bar(positions, values, width, color=palette[label], label=names[label])
+        axes.set_xticks([i + 0.4 - width / 2 for i in range(len(tensors))])
+        axes.set_xticklabels([t.removeprefix("model.") for t in tensors], rotation=75, fontsize=6)
+        axes.axhline(sparsity, color="grey", linewidth=0.8, linestyle="--")
+        axes.set(title=f"target sparsity {sparsity:g}", ylabel="final sparsity", ylim=(0, 1))
+        axes.legend(fontsize=7)
+    figure.suptitle(f"{experiment.name}: final sparsity per tensor (saved weights)")
+    return figure

@@ -1,0 +1,128 @@
+"""`csp report`: tables, figures and report.html from experiments and Optuna studies.
+
+Writes into the output folder:
+
+    table.md, table.tex, table.csv   the main table (and the ablation table) of every experiment
+    figures/*.png, figures/*.svg     WER vs sparsity, sparsity trajectories, CSP's compression
+                                     error, final sparsity per tensor; per study its Pareto
+                                     front and parameter importance
+    report.html                      all of it in one self-contained page
+
+Every input is read and checked before anything is drawn, so bad records fail fast with the
+file and field named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import optuna
+
+from analysis import figures as draw
+from analysis import studies as study_plots
+from analysis.experiment import Experiment, ReportError, load_experiment
+from analysis.html_report import experiment_html, page, study_html
+from analysis.table_formats import to_csv, to_latex, to_markdown
+from analysis.tables import (
+    Pairing,
+    Table,
+    ablation_table,
+    main_table,
+    paired_comparison,
+    variant_name,
+)
+
+CSP_NOTE = (
+    "CSP: Zhen et al., Sparsification via Compressed Sensing for Automatic Speech "
+    "Recognition, arXiv:2102.04932 (2021). The paper gives the idea (abstract and "
+    "introduction); the algorithm run here is this project's own definition (docs/csp.md)."
+)
+
+
+def _experiment_figures(
+    experiment: Experiment, table: Table, ablation: Table | None, out: Path
+) -> tuple[list[tuple[str, Path]], list[str]]:
+    """Draw what the records allow; a note for each figure that has nothing to draw."""
+    names = {label: variant_name(label, method, o) for label, method, o in experiment.variants}
+    wanted = [
+        ("Test WER against realized sparsity", "wer_vs_sparsity", draw.wer_vs_sparsity(table)),
+        (
+            "Sparsity over training steps",
+            "sparsity_trajectories",
+            draw.sparsity_trajectories(experiment, names),
+        ),
+        (
+            "CSP's compression error per tensor over steps",
+            "csp_compression_error",
+            draw.compression_error(experiment),
+        ),
+        (
+            "Final sparsity per tensor",
+            "per_tensor_sparsity",
+            draw.per_tensor_sparsity(experiment, names),
+        ),
+    ]
+    if ablation is not None:
+        wanted.append(
+            ("Ablation: test WER against sparsity", "ablation", draw.wer_vs_sparsity(ablation))
+        )
+    drawn, notes = [], []
+    for title, stem, figure in wanted:
+        if figure is None:
+            notes.append(f"{title}: nothing to draw (no run recorded it).")
+        else:
+            drawn.append((title, draw.save(figure, out, f"{experiment.name}-{stem}")))
+    return drawn, notes
+
+
+def _study_section(study: optuna.Study, out: Path) -> str:
+    found = study_plots.importances(study)
+    front = "Pareto front" if len(study.directions) > 1 else "Values over trials"
+    drawn = []
+    for title, stem, figure in (
+        (front, "pareto", study_plots.pareto_front(study)),
+        ("Parameter importance", "importance", study_plots.param_importance(found, study)),
+    ):
+        if figure is not None:
+            drawn.append((title, draw.save(figure, out, f"study-{study.study_name}-{stem}")))
+    return study_html(study, drawn, found)
+
+
+def write_report(
+    experiments: Sequence[str | Path],
+    out: str | Path,
+    studies: Sequence[optuna.Study] = (),
+) -> Path:
+    """Build the report of the given experiment folders and studies; returns report.html."""
+    loaded = [load_experiment(root) for root in experiments]
+    if not loaded and not studies:
+        raise ReportError("nothing to report: give an experiment folder or a study")
+    names = [experiment.name for experiment in loaded]
+    if len(set(names)) < len(names):
+        raise ReportError(f"two experiments have the same name: {names}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    markdown, latex, tables, sections = [f"# Results\n\n{CSP_NOTE}\n"], [], [], []
+    for experiment in loaded:
+        main = main_table(experiment)
+        ablation = ablation_table(experiment)
+        shown: list[tuple[Table, list[Pairing]]] = [(main, paired_comparison(main))]
+        if ablation is not None:
+            shown.append((ablation, []))
+        for table, pairings in shown:
+            markdown.append(to_markdown(table, pairings))
+            latex.append(to_latex(table, pairings))
+            tables.append(table)
+        drawn, notes = _experiment_figures(experiment, main, ablation, out / "figures")
+        sections.append(experiment_html(experiment, shown, drawn, notes))
+    sections += [_study_section(study, out / "figures") for study in studies]
+    (out / "table.md").write_text("\n".join(markdown), encoding="utf-8")
+    (out / "table.tex").write_text(f"% {CSP_NOTE}\n" + "\n".join(latex), encoding="utf-8")
+    (out / "table.csv").write_text(to_csv(tables), encoding="utf-8")
+    title = "csp-asr report: " + ", ".join(
+        names + [f"study {study.study_name}" for study in studies]
+    )
+    report = out / "report.html"
+    report.write_text(page(title, sections), encoding="utf-8")
+    return report

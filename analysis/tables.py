@@ -1,0 +1,259 @@
+"""The paper's tables from an experiment: test WER per method × target sparsity, CSP paired
+against the best baseline, and the ablation of CSP's parts.
+
+A cell aggregates the seeds of one method at one target sparsity: test WER mean ± sample
+standard deviation over the finished seeds, the relative change against the dense model, and
+the realized sparsity and packed size that `result.json` recorded from the saved weights
+(`csp audit`), never from the config. Seeds that did not finish are listed with their reason.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+
+from analysis.experiment import Experiment, Run
+
+NAMES = {
+    "dense": "Dense",
+    "oneshot": "One-shot magnitude",
+    "gmp": "GMP",
+    "narang": "Narang",
+    "random": "Random",
+    "model_pruning": "Lightning ModelPruning",
+    "csp": "CSP",
+}
+BASELINES = ("oneshot", "gmp", "narang", "random", "model_pruning")
+ORDER = (*BASELINES, "csp")
+PHRASES = {  # how an ablation variant's options read in a table
+    ("sensing", "identity"): "identity sensing (no compressed sensing)",
+    ("sparsity_weight", 0): "no sparsity-inducing term (λs = 0)",
+    ("reconstruction_weight", 0): "no compression-error term (λr = 0)",
+    ("error_threshold", math.inf): "no “when” rule (ε = ∞)",
+}
+
+
+def variant_name(label: str, method: str, options: dict) -> str:
+    """The row name: the method's table name, and for a labelled variant what it changes."""
+    name = NAMES.get(method, method)
+    if label == method:
+        return name
+    changes = [PHRASES.get((key, value), f"{key} = {value}") for key, value in options.items()]
+    return f"{name}: {', '.join(changes)}" if changes else f"{name} ({label})"
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+@dataclass
+class Cell:
+    """One method at one target sparsity, over its seeds."""
+
+    runs: list[Run]
+    dense_wer: float | None
+    best: bool = False
+
+    @property
+    def finished(self) -> list[Run]:
+        return [run for run in self.runs if run.status == "finished"]
+
+    def _values(self, key: str) -> list[float]:
+        return [run.result[key] for run in self.finished if run.result is not None]
+
+    @property
+    def wer_mean(self) -> float | None:
+        return _mean(self._values("test_wer"))
+
+    @property
+    def wer_std(self) -> float | None:
+        values = self._values("test_wer")
+        return statistics.stdev(values) if len(values) >= 2 else None
+
+    @property
+    def relative(self) -> float | None:
+        """(WER − dense WER) / dense WER, from the means."""
+        mean = self.wer_mean
+        if mean is None or not self.dense_wer:
+            return None
+        return (mean - self.dense_wer) / self.dense_wer
+
+    def mean_of(self, key: str) -> float | None:
+        return _mean(self._values(key))
+
+    @property
+    def problems(self) -> list[Run]:
+        return [run for run in self.runs if run.status != "finished"]
+
+    def missing_text(self) -> str:
+        """Why the cell has no value: the reason of each seed that has none."""
+        reasons = [
+            ("" if run.status == "failed" else "missing: ")
+            + run.note
+            + (f" (seed {run.seed})" if len(self.runs) > 1 else "")
+            for run in self.problems
+        ]
+        return "; ".join(dict.fromkeys(reasons))
+
+    def wer_text(self) -> str:
+        mean, std = self.wer_mean, self.wer_std
+        if mean is None:
+            return ""
+        return f"{mean:.3f} ± {std:.3f}" if std is not None else f"{mean:.3f}"
+
+    def relative_text(self) -> str:
+        return "" if self.relative is None else f"{self.relative:+.1%}"
+
+    def detail_text(self) -> str:
+        """Realized sparsity and packed size, from the saved weights."""
+        realized, packed = self.mean_of("realized_sparsity"), self.mean_of("packed_bytes")
+        dense = self.mean_of("dense_bytes")
+        if realized is None or packed is None or not dense:
+            return ""
+        return f"sparsity {realized:.3f}, {packed / 1000:.1f} kB ({packed / dense:.0%} of dense)"
+
+    def seeds_text(self) -> str:
+        """`2/3 seeds` when some seeds are missing, else empty."""
+        if not self.problems or not self.finished:
+            return ""
+        return f"{len(self.finished)}/{len(self.runs)} seeds; " + self.missing_text()
+
+
+@dataclass
+class Row:
+    name: str
+    label: str
+    method: str
+    cells: dict[float, Cell]
+
+
+@dataclass
+class Table:
+    """Rows of methods, columns of target sparsities (0 is the dense model's column)."""
+
+    title: str
+    experiment: str
+    kind: str  # main or ablation
+    sparsities: list[float]
+    dense: Cell
+    rows: list[Row] = field(default_factory=list)
+
+
+def _rows(experiment: Experiment, labels: list[tuple[str, str, dict]], dense_wer) -> list[Row]:
+    rows = []
+    for label, method, options in labels:
+        cells = {
+            sparsity: Cell(
+                [r for r in experiment.cells if r.label == label and r.target_sparsity == sparsity],
+                dense_wer,
+            )
+            for sparsity in experiment.sparsities
+        }
+        rows.append(Row(variant_name(label, method, options), label, method, cells))
+    for sparsity in experiment.sparsities:  # best: the lowest mean test WER in the column
+        means = [(row.cells[sparsity].wer_mean, row) for row in rows]
+        known = [mean for mean, _ in means if mean is not None]
+        for mean, row in means:
+            row.cells[sparsity].best = mean is not None and mean == min(known)
+    return rows
+
+
+def main_table(experiment: Experiment) -> Table:
+    """Every method entry of the grid (plain methods in the paper's order, then variants)."""
+    entries = [v for v in experiment.variants if v[0] == v[1] or v[1] != "csp"]
+    entries.sort(key=lambda v: (v[0] != v[1], ORDER.index(v[1]) if v[1] in ORDER else 99))
+    dense = Cell([experiment.dense], None)  # no change against itself
+    title = f"{experiment.name}: test WER by method and target sparsity"
+    table = Table(title, experiment.name, "main", experiment.sparsities, dense)
+    table.rows = _rows(experiment, entries, dense.wer_mean)
+    return table
+
+
+def ablation_table(experiment: Experiment) -> Table | None:
+    """CSP and its labelled variants, when the grid has any: which part earns its keep."""
+    entries = [v for v in experiment.variants if v[1] == "csp"]
+    if len(entries) < 2:
+        return None
+    dense = Cell([experiment.dense], None)
+    title = f"{experiment.name}: ablation of CSP's parts (test WER)"
+    table = Table(title, experiment.name, "ablation", experiment.sparsities, dense)
+    table.rows = _rows(experiment, entries, dense.wer_mean)
+    return table
+
+
+@dataclass
+class Pairing:
+    """CSP against the best baseline at one target sparsity, seed by seed."""
+
+    sparsity: float
+    baseline: str | None
+    seeds: list[int]
+    differences: list[float]  # CSP's test WER − the baseline's, per shared seed
+    verdict: str
+
+    @property
+    def mean(self) -> float | None:
+        return _mean(self.differences)
+
+    @property
+    def std(self) -> float | None:
+        return statistics.stdev(self.differences) if len(self.differences) >= 2 else None
+
+    @property
+    def wins(self) -> int:
+        return sum(difference < 0 for difference in self.differences)
+
+
+def _verdict(sparsity: float, baseline: str, differences: list[float]) -> str:
+    n = len(differences)
+    mean = sum(differences) / n
+    at = f"At target sparsity {sparsity:g}"
+    spread = "one seed, so no spread: not conclusive" if n == 1 else f"{n} seeds"
+    if mean > 0:
+        return (
+            f"{at}, CSP does not win: its test WER is {mean:.3f} higher than {baseline}'s "
+            f"({spread})."
+        )
+    if mean == 0:
+        return f"{at}, CSP does not win: it ties with {baseline} ({spread})."
+    wins = sum(difference < 0 for difference in differences)
+    if wins < n:
+        return (
+            f"{at}, CSP is {-mean:.3f} better than {baseline} on average but wins on only "
+            f"{wins} of {n} seeds."
+        )
+    return f"{at}, CSP wins: its test WER is {-mean:.3f} lower than {baseline}'s ({spread})."
+
+
+def paired_comparison(table: Table) -> list[Pairing]:
+    """Per sparsity: CSP's seeds paired with those of the baseline with the lowest mean WER."""
+    csp = next((row for row in table.rows if row.label == "csp"), None)
+    baselines = [row for row in table.rows if row.label == row.method and row.method in BASELINES]
+    if csp is None or not baselines:
+        return []
+    pairings = []
+    for sparsity in table.sparsities:
+        ranked = [(row.cells[sparsity].wer_mean, row) for row in baselines]
+        ranked = [(mean, row) for mean, row in ranked if mean is not None]
+        csp_runs = {run.seed: run for run in csp.cells[sparsity].finished}
+        if not ranked or not csp_runs:
+            missing = "CSP" if not csp_runs else "every baseline"
+            verdict = f"At target sparsity {sparsity:g}, no comparison: {missing} has no result."
+            pairings.append(Pairing(sparsity, None, [], [], verdict))
+            continue
+        best = min(ranked, key=lambda pair: pair[0])[1]
+        base_runs = {run.seed: run for run in best.cells[sparsity].finished}
+        seeds = sorted(set(csp_runs) & set(base_runs))
+        differences = [
+            csp_runs[s].result["test_wer"] - base_runs[s].result["test_wer"] for s in seeds
+        ]
+        if not seeds:
+            verdict = (
+                f"At target sparsity {sparsity:g}, no comparison: CSP and {best.name} "
+                "share no finished seed."
+            )
+        else:
+            verdict = _verdict(sparsity, best.name, differences)
+        pairings.append(Pairing(sparsity, best.name, seeds, differences, verdict))
+    return pairings

@@ -1,0 +1,346 @@
+"""`csp report`: tables, figures and report.html from a real tiny `csp reproduce` run.
+
+Numbers are checked against the run records (result.json, the saved checkpoints), missing
+and failed cells against records made so, a diverging cell against a real one, and the page
+in a real headless Chromium.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+import yaml
+from conftest import CSP_COMMAND, chromium, offline_env
+from PIL import Image
+
+from analysis.experiment import load_experiment
+
+FIGURES = ("wer_vs_sparsity", "sparsity_trajectories", "csp_compression_error")
+FIGURES += ("per_tensor_sparsity",)
+CELL = re.compile(r"(?P<label>.+)-s(?P<sparsity>[0-9.]+)-seed(?P<seed>\d+)")
+
+
+def table_rows(report: Path, kind: str = "main") -> dict[tuple[str, float], dict[str, str]]:
+    with (report / "table.csv").open(encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["table"] == kind]
+    return {(row["label"], float(row["target_sparsity"])): row for row in rows}
+
+
+def read(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def md_line(report: Path, name: str) -> str:
+    lines = (report / "table.md").read_text(encoding="utf-8").splitlines()
+    return next(line for line in lines if line.startswith(f"| {name} |"))
+
+
+def copy_records(grid: Path, to: Path) -> Path:
+    """A copy of a grid's records without checkpoints, W&B files and report: what crafted
+    records start from."""
+    shutil.copytree(grid, to, ignore=shutil.ignore_patterns("*.ckpt", "wandb", "report"))
+    return to
+
+
+def test_reproduce_writes_tables_figures_and_page(reproduced: Path) -> None:
+    report = reproduced / "report"
+    for name in ("table.md", "table.tex", "table.csv", "report.html"):
+        assert (report / name).stat().st_size > 200, name
+    for stem in FIGURES:
+        png = report / "figures" / f"reproduce_tiny-{stem}.png"
+        assert Image.open(png).size[0] > 300
+        svg = (report / "figures" / f"reproduce_tiny-{stem}.svg").read_text(encoding="utf-8")
+        assert svg.rstrip().endswith("</svg>")
+    tex = (report / "table.tex").read_text(encoding="utf-8")
+    assert r"\begin{tabular}" in tex and r"\textbf{" in tex and "2102.04932" in tex
+
+
+def test_table_numbers_come_from_the_run_records(reproduced: Path) -> None:
+    rows = table_rows(reproduced / "report")
+    dense = read(reproduced / "dense" / "result.json")
+    assert float(rows[("dense", 0.0)]["test_wer_mean"]) == pytest.approx(dense["test_wer"])
+    cells = sorted(p for p in reproduced.iterdir() if CELL.fullmatch(p.name))
+    assert len(cells) == 2
+    means = {}
+    for cell in cells:
+        label, sparsity = CELL.fullmatch(cell.name)["label"], float(CELL.fullmatch(cell.name)[2])
+        result = read(cell / "result.json")
+        row = rows[(label, sparsity)]
+        means[label] = result["test_wer"]
+        assert float(row["test_wer_mean"]) == pytest.approx(result["test_wer"], abs=1e-12)
+        relative = (result["test_wer"] - dense["test_wer"]) / dense["test_wer"]
+        assert float(row["relative_wer_change"]) == pytest.approx(relative, abs=1e-12)
+        # the realized sparsity is the saved weights', recounted here from the checkpoint
+        saved = torch.load(result["checkpoint"], map_location="cpu", weights_only=False)
+        weights = [saved["state_dict"][name] for name in result["sparsity_per_tensor"]]
+        zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+        assert float(row["realized_sparsity"]) == pytest.approx(zeros, abs=1e-12)
+        assert float(row["packed_bytes"]) == (cell / "model.packed").stat().st_size
+        assert (row["seeds_finished"], row["seeds"], row["missing"]) == ("1", "1", "")
+        name = {"csp": "CSP", "gmp": "GMP"}[label]
+        assert f"{result['test_wer']:.3f} ({relative:+.1%})" in md_line(reproduced / "report", name)
+    best = min(means, key=means.__getitem__)
+    for label, name in (("csp", "CSP"), ("gmp", "GMP")):
+        marked = "| **" in md_line(reproduced / "report", name)
+        assert marked == (means[label] == means[best])
+        assert rows[(label, 0.5)]["best"] == str(means[label] == means[best])
+
+
+def test_paired_comparison_says_plainly_who_wins(reproduced: Path) -> None:
+    csp = read(reproduced / "csp-s0.5-seed0" / "result.json")["test_wer"]
+    gmp = read(reproduced / "gmp-s0.5-seed0" / "result.json")["test_wer"]
+    text = (reproduced / "report" / "table.md").read_text(encoding="utf-8")
+    assert f"| 0.5 | GMP | 1 | {csp - gmp:+.3f} |" in text
+    if csp > gmp:
+        verdict = f"CSP does not win: its test WER is {csp - gmp:.3f} higher than GMP's"
+    elif csp == gmp:
+        verdict = "CSP does not win: it ties with GMP"
+    else:
+        verdict = f"CSP wins: its test WER is {gmp - csp:.3f} lower than GMP's"
+    assert f"At target sparsity 0.5, {verdict}" in text
+    assert "one seed, so no spread: not conclusive" in text
+
+
+def test_report_page_renders_in_headless_chromium(reproduced: Path, tmp_path: Path) -> None:
+    page = (reproduced / "report" / "report.html").resolve().as_uri()
+    shot = tmp_path / "report.png"
+    done = chromium(f"--screenshot={shot}", page)
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1400, 2400)
+    colours = image.getcolors(maxcolors=1 << 20) or []
+    background = max(colours)[0] / (image.size[0] * image.size[1])
+    assert len(colours) > 50 and background < 0.97, "the screenshot is (nearly) blank"
+
+    dom = chromium("--dump-dom", page)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    csp = read(reproduced / "csp-s0.5-seed0" / "result.json")
+    assert "reproduce_tiny: test WER by method and target sparsity" in dom.stdout
+    assert re.search(r"<th>CSP</th>.*?" + re.escape(f"{csp['test_wer']:.3f}"), dom.stdout)
+    assert "CSP against the best baseline" in dom.stdout and "arXiv:2102.04932" in dom.stdout
+    assert dom.stdout.count('src="data:image/png;base64,') == len(FIGURES)
+    assert 'src="http' not in dom.stdout and "<script" not in dom.stdout  # self-contained
+
+
+def test_missing_unfinished_and_diverged_cells_are_shown_with_reasons(
+    reproduced: Path, tmp_path: Path, csp: Callable
+) -> None:
+    grid = copy_records(reproduced, tmp_path / "reproduce_tiny")
+    spec = yaml.safe_load((grid / "grid.yaml").read_text())
+    (grid / "grid.yaml").write_text(yaml.safe_dump({**spec, "seeds": [0, 1]}))
+    # seed 1 of CSP: the same run, but its loss became NaN at the end
+    shutil.copytree(grid / "csp-s0.5-seed0", grid / "csp-s0.5-seed1")
+    with (grid / "csp-s0.5-seed1" / "metrics.jsonl").open("a") as metrics:
+        metrics.write(json.dumps({"step": 23, "train_loss": float("nan")}) + "\n")
+    # seed 0 of GMP: stopped at step 12 (no result yet); seed 1 of GMP: never started
+    gmp = grid / "gmp-s0.5-seed0"
+    (gmp / "result.json").unlink()
+    lines = (gmp / "metrics.jsonl").read_text().splitlines()
+    kept = [line for line in lines if json.loads(line)["step"] <= 12]
+    (gmp / "metrics.jsonl").write_text("\n".join(kept) + "\n")
+
+    done = csp("report", grid, "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = table_rows(tmp_path / "out")
+    first = read(grid / "csp-s0.5-seed0" / "result.json")
+    assert (rows[("csp", 0.5)]["seeds_finished"], rows[("csp", 0.5)]["seeds"]) == ("1", "2")
+    assert float(rows[("csp", 0.5)]["test_wer_mean"]) == pytest.approx(first["test_wer"])
+    diverged = "failed: diverged: train_loss nan at step 23; last sparsity 0.500 (seed 1)"
+    assert rows[("csp", 0.5)]["missing"] == diverged
+    assert rows[("gmp", 0.5)]["test_wer_mean"] == ""
+    assert rows[("gmp", 0.5)]["missing"] == (
+        "missing: unfinished: step 12/24 (seed 0); missing: not run (seed 1)"
+    )
+    text = (tmp_path / "out" / "table.md").read_text()
+    assert f"1/2 seeds; {diverged}" in md_line(tmp_path / "out", "CSP")
+    assert "missing: unfinished: step 12/24 (seed 0)" in md_line(tmp_path / "out", "GMP")
+    assert "no comparison: every baseline has no result" in text
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "csp-s0.5-seed1: failed: diverged" in page and "gmp-s0.5-seed1: not run" in page
+
+
+def run_small_grid(
+    reproduced: Path, runs: Path, name: str, methods: dict, learning_rate: float
+) -> subprocess.CompletedProcess:
+    """`csp reproduce` of a 12-step grid on the tiny run's dense model (copied, not retrained)."""
+    shutil.copytree(reproduced / "dense", runs / name / "dense")
+    dense = yaml.safe_load((reproduced / "grid.yaml").read_text())["dense"]
+    dense.pop("name")
+    grid = {
+        "name": name,
+        "dense": dense,
+        "prune": {
+            "optim": {"learning_rate": learning_rate},
+            "trainer": {"max_steps": 12, "val_every_n_steps": 12, "checkpoint_every_n_steps": 4},
+        },
+        "schedule": {"kind": "cubic", "start": 0, "end": 8, "every": 4},
+        "methods": methods,
+        "sparsities": [0.5],
+    }
+    (runs / f"{name}.yaml").write_text(yaml.safe_dump(grid))
+    return subprocess.run(
+        [*CSP_COMMAND, "reproduce", "--grid", str(runs / f"{name}.yaml"), "--runs-dir", str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=offline_env(),
+    )
+
+
+def test_a_cell_whose_loss_becomes_nan_is_failed_with_its_last_sparsity(
+    reproduced: Path, tmp_path: Path
+) -> None:
+    done = run_small_grid(reproduced, tmp_path, "nan", {"gmp": {}}, learning_rate=1.0e30)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "error: 1 cell(s) failed: gmp-s0.5-seed0" in done.stderr
+    (cell,) = read(tmp_path / "nan" / "results.json")["cells"]
+    assert cell["status"] == "failed"
+    assert re.fullmatch(r"diverged: train_loss nan at step \d+", cell["reason"])
+    logged = [
+        row["pruning/sparsity"]
+        for row in map(json.loads, (tmp_path / "nan" / "gmp-s0.5-seed0" / "metrics.jsonl").open())
+        if "pruning/sparsity" in row
+    ]
+    last = cell.get("realized_sparsity", logged[-1])
+    expected = f"failed: {cell['reason']}; last sparsity {last:.3f}"
+    assert table_rows(tmp_path / "nan" / "report")[("gmp", 0.5)]["missing"] == expected
+    assert expected in md_line(tmp_path / "nan" / "report", "GMP")
+
+
+def test_a_failing_cell_fails_alone_and_the_ablation_table_shows_the_rest(
+    reproduced: Path, tmp_path: Path
+) -> None:
+    """Two CSP variants: ε = ∞ finishes; an overflowing sparsity weight raises during
+    training. The grid still completes and reports both."""
+    runs = tmp_path / "runs"
+    methods = {
+        "csp-no-when": {"method": "csp", "error_threshold": float("inf")},
+        "csp-overflow": {"method": "csp", "sparsity_weight": 1.0e300},
+    }
+    done = run_small_grid(reproduced, runs, "variants", methods, learning_rate=0.003)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "error: 1 cell(s) failed: csp-overflow-s0.5-seed0" in done.stderr
+    cells = {c["label"]: c for c in read(runs / "variants" / "results.json")["cells"]}
+    assert cells["csp-no-when"]["status"] == "finished"
+    assert cells["csp-no-when"]["method"] == cells["csp-overflow"]["method"] == "csp"
+    assert cells["csp-overflow"]["status"] == "failed"
+    config = yaml.safe_load(
+        (runs / "variants" / "csp-no-when-s0.5-seed0" / "config.yaml").read_text()
+    )
+    assert config["pruning"]["options"] == {"error_threshold": float("inf")}
+
+    report = runs / "variants" / "report"
+    rows = table_rows(report, "ablation")
+    finished = read(runs / "variants" / "csp-no-when-s0.5-seed0" / "result.json")
+    no_when = rows[("csp-no-when", 0.5)]
+    assert float(no_when["test_wer_mean"]) == pytest.approx(finished["test_wer"])
+    assert no_when["row"] == "CSP: no “when” rule (ε = ∞)"
+    failure = rows[("csp-overflow", 0.5)]["missing"]
+    assert failure.startswith("failed: ") and cells["csp-overflow"]["reason"] in failure
+    assert re.search(r"last sparsity \d\.\d{3}$", failure), failure
+    assert "ablation of CSP's parts" in (report / "table.md").read_text()
+
+
+def test_trajectories_fall_back_to_the_offline_wandb_run(reproduced: Path, tmp_path: Path) -> None:
+    grid = tmp_path / "reproduce_tiny"
+    shutil.copytree(reproduced, grid, ignore=shutil.ignore_patterns("*.ckpt", "report"))
+    (grid / "csp-s0.5-seed0" / "metrics.jsonl").unlink()
+    original = {run.label: run for run in load_experiment(reproduced).cells}["csp"]
+    fallback = {run.label: run for run in load_experiment(grid).cells}["csp"]
+    assert (original.metrics_source, fallback.metrics_source) == ("metrics", "wandb")
+    assert fallback.status == "finished"
+    for key in ("pruning/sparsity", "csp/error_mean"):
+        steps, values = original.series(key)
+        assert len(steps) >= 4
+        assert fallback.series(key) == (steps, pytest.approx(values, rel=1e-6))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("none", "{root}: no such experiment folder (for a study, give --storage)"),
+        ("empty", "{root}: not an experiment folder (no grid.yaml or results.json"),
+        ("grid", "{root}/grid.yaml: invalid config"),
+        ("result", "{root}/csp-s0.5-seed0/result.json: missing field(s) test_wer"),
+        ("metrics", "{root}/gmp-s0.5-seed0/metrics.jsonl:2: not a JSON record"),
+    ],
+)
+def test_bad_records_are_named_before_any_work(
+    change: str, message: str, reproduced: Path, tmp_path: Path, csp: Callable
+) -> None:
+    root = tmp_path / "grid"
+    if change == "empty":
+        root.mkdir()
+    elif change != "none":
+        copy_records(reproduced, root)
+    if change == "grid":
+        (root / "grid.yaml").write_text("name: g\nmethods: {}\n")
+    if change == "result":
+        result = read(root / "csp-s0.5-seed0" / "result.json")
+        del result["test_wer"]
+        (root / "csp-s0.5-seed0" / "result.json").write_text(json.dumps(result))
+    if change == "metrics":
+        metrics = root / "gmp-s0.5-seed0" / "metrics.jsonl"
+        lines = metrics.read_text().splitlines()
+        metrics.write_text("\n".join([lines[0], "{broken", *lines[2:]]) + "\n")
+    done = csp("report", root, "--out", tmp_path / "out")
+    assert done.returncode == 2
+    assert message.format(root=root) in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def objective(trial: optuna.Trial) -> tuple[float, float]:
+    x = trial.suggest_float("x", 0, 1)
+    y = trial.suggest_float("y", 0, 1)
+    return x + 0.5 * y, (1 - x) ** 2 + 0.5 * y  # x trades one for the other, y costs both
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_study_report_draws_the_pareto_front_and_importance(
+    kind: str, tmp_path: Path, csp: Callable
+) -> None:
+    if kind == "journal":
+        url = str(tmp_path / "studies.journal")
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        storage = JournalStorage(JournalFileBackend(url))
+    else:
+        url = storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.create_study(
+        study_name="toy",
+        storage=storage,
+        directions=["minimize", "minimize"],
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    study.optimize(objective, n_trials=16)
+    front = sorted(trial.number for trial in study.best_trials)
+    assert 1 < len(front) < 16
+
+    done = csp("report", "toy", "--storage", url, "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr[-2000:]
+    for stem in ("pareto", "importance"):
+        assert Image.open(tmp_path / "out" / "figures" / f"study-toy-{stem}.png").size[0] > 300
+    page = (tmp_path / "out" / "report.html").read_text()
+    shown = re.findall(r"<tr><td>(\d+)</td><td>[0-9., e+-]+</td>", page)
+    assert sorted(map(int, shown)) == front
+    for index in (0, 1):
+        found = optuna.importance.get_param_importances(
+            study, target=lambda trial, i=index: trial.values[i]
+        )
+        values = ", ".join(f"{name} {value:.3f}" for name, value in found.items())
+        assert f"importance for objective {index} (minimize): {values}</p>" in page
+
+    missing = csp("report", "nope", "--storage", url, "--out", tmp_path / "out2")
+    assert missing.returncode == 2
+    assert f"--storage {url}: no study named nope; it holds toy" in missing.stderr
+    unstored = csp("report", "toy", "--out", tmp_path / "out3")
+    assert unstored.returncode == 2 and "for a study, give --storage" in unstored.stderr
