@@ -9,6 +9,7 @@ parameters by the next worker that starts a trial.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import optuna
@@ -16,6 +17,10 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from experiments.config import ConfigError
+
+# The heartbeat and its retry callback are marked experimental; we rely on them on purpose,
+# and the warning would repeat in every worker and trial process.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 DEFAULT_STORAGE = Path("runs") / "sweeps" / "studies.journal"
 STORAGE_VARIABLE = "CSP_SWEEP_STORAGE"
