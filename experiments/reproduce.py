@@ -100,7 +100,7 @@ class Grid:
         if corpus is not None:
             dense["corpus"] = corpus
         self.dense_raw = {"name": f"{spec.name}.dense", **dense}
-        self.dense = self._validate(self.dense_raw, "dense")
+        self.dense = self.validate(self.dense_raw, "dense")
         self.cells: list[tuple[Path, dict[str, Any]]] = []
         self.labels: dict[Path, str] = {}
         for label, method, options in spec.variants():
@@ -109,14 +109,15 @@ class Grid:
                     directory = self.root / cell_dir_name(label, sparsity, seed)
                     self.labels[directory] = label
                     self.cells.append(
-                        (directory, self._cell_raw(label, method, options, sparsity, seed))
+                        (directory, self.cell_raw(label, method, options, sparsity, seed))
                     )
         for directory, raw in self.cells:  # every cell is checked before any work
-            self._validate({**raw, "init_from": None}, directory.name)
+            self.validate({**raw, "init_from": None}, directory.name)
 
-    def _cell_raw(
+    def cell_raw(
         self, label: str, method: str, options: dict[str, Any], sparsity: float, seed: int
     ) -> dict[str, Any]:
+        """The raw config of one cell (a sweep trial starts from it too), not yet checked."""
         raw = _merge(self.dense_raw, self.spec.prune)
         raw.update(
             name=f"{self.spec.name}.{cell_dir_name(label, sparsity, seed)}",
@@ -131,7 +132,8 @@ class Grid:
         raw["tracking"] = {**raw.get("tracking", {}), "group": self.spec.name, "job_type": label}
         return raw
 
-    def _validate(self, raw: dict[str, Any], where: str) -> ExperimentConfig:
+    def validate(self, raw: dict[str, Any], where: str) -> ExperimentConfig:
+        """`raw` as a checked config; an error names the grid and `where` in it."""
         try:
             return ExperimentConfig.model_validate(raw)
         except ValidationError as error:
@@ -146,7 +148,7 @@ class Grid:
         for directory, raw in self.cells:
             yield (
                 directory,
-                self._validate({**raw, "init_from": str(dense_checkpoint)}, directory.name),
+                self.validate({**raw, "init_from": str(dense_checkpoint)}, directory.name),
             )
 
 

@@ -68,7 +68,7 @@ def trial_config(
     spec: SweepSpec, grid: Grid, params: dict[str, Any], number: int, init_from: Path | None
 ) -> ExperimentConfig:
     """The experiment config of one trial: a grid cell with the trial's values set."""
-    raw = grid._cell_raw(
+    raw = grid.cell_raw(
         label=spec.method,
         method=spec.method,
         options=dict(spec.options),
@@ -85,7 +85,7 @@ def trial_config(
         "sweep": {"study": spec.name, "trial": number, "params": params},
     }
     raw["init_from"] = str(init_from) if init_from is not None else None
-    return grid._validate(raw, f"sweep {spec.name}, trial {number}")
+    return grid.validate(raw, f"sweep {spec.name}, trial {number}")
 
 
 def build_grid(spec: SweepSpec, grid_spec: dict[str, Any], corpus: Any, runs_dir: Path) -> Grid:
