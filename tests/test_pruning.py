@@ -388,6 +388,8 @@ def test_audit_of_the_saved_weights_equals_the_logged_sparsity(
     assert report["prunable"]["tensors"] == len(method.tensors)
     assert report["prunable"]["sparsity"] == pytest.approx(logged["pruning/sparsity"], abs=1e-9)
     assert report["prunable"]["sparsity"] == pytest.approx(0.75, abs=1e-3)
+    # pruned entries are +0.0, so the packed size is at the floor (-0.0 would be stored)
+    assert report["prunable"]["packed_bytes"] <= report["prunable"]["floor_bytes"]
     for tensor in method.tensors:
         saved = report["tensors"][tensor.name]["sparsity"]
         assert saved == pytest.approx(logged[f"pruning/sparsity/{tensor.name}"], abs=1e-9)

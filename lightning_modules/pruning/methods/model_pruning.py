@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import ModelPruning
 from torch.nn.modules.linear import NonDynamicallyQuantizableLinear as _AttentionOutput
 
@@ -24,6 +26,10 @@ class LightningModelPruning(ModelPruning):
     alone. It is given our prunable tensors by name (on its own it skips `nn.LSTM` weights),
     and its `amount` is computed so that each tensor reaches the schedule's absolute target
     (Lightning applies `amount` to what is left).
+
+    Torch's pruning multiplies by the mask, which leaves -0.0 where a weight was negative; the
+    weights it saves and leaves behind get +0.0 there, the exact zero every other method
+    writes, so that packing and size accounting see them as zeros.
 
     It prunes at the end of each training epoch, its own clock, so its sparsity follows the
     schedule in epoch-sized steps. It keeps no state: after a resume its masks are rebuilt at
@@ -68,6 +74,18 @@ class LightningModelPruning(ModelPruning):
         self._parameters_to_prune = [(t.module, t.attribute) for t in self.tensors]
         super().setup(trainer, pl_module, stage)
 
+    def make_pruning_permanent(self, module: torch.nn.Module) -> None:
+        super().make_pruning_permanent(module)
+        for tensor in self.tensors:
+            positive_zeros(getattr(tensor.module, tensor.attribute).data)
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+        for tensor in self.tensors:
+            positive_zeros(checkpoint["state_dict"][tensor.name])
+
     def current_sparsity(self) -> float:
         """Share of the prunable set masked so far (0 before the first pruning)."""
         zeros = total = 0
@@ -90,3 +108,9 @@ class LightningModelPruning(ModelPruning):
             trainer,
             {f"{PREFIX}/target_sparsity": target, **sparsity_metrics(self.tensors, target)},
         )
+
+
+@torch.no_grad()
+def positive_zeros(weight: torch.Tensor) -> None:
+    """Turn -0.0 entries into +0.0 in place."""
+    weight.masked_fill_(weight == 0, 0.0)
