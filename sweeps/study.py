@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import socket
-import warnings
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -138,9 +137,7 @@ def create_sweep(
     sweep.study.set_user_attr(SPEC_ATTR, stored_spec)
     sweep.study.set_user_attr(GRID_ATTR, stored_grid)
     sweep.study.set_user_attr(CORPUS_ATTR, corpus)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sweep.study.set_metric_names(spec.objectives)
+    sweep.study.set_metric_names(spec.objectives)  # experimental: quiet (sweeps.storage)
     return sweep, True
 
 
