@@ -208,7 +208,9 @@ def load_experiment(root: str | Path) -> Experiment:
         sparsities = sorted({c["target_sparsity"] for c in cells})
         seeds = sorted({c["seed"] for c in cells})
     dense_seed = (raw.get("dense") or {}).get("seed", 0)
-    dense = load_run(Run(root / "dense", "dense", "dense", 0.0, dense_seed), pruned=False)
+    shared = raw.get("dense_from")  # the grid whose dense model this one shares
+    dense_dir = root.parent / shared / "dense" if shared else root / "dense"
+    dense = load_run(Run(dense_dir, "dense", "dense", 0.0, dense_seed), pruned=False)
     runs = [
         load_run(Run(root / cell_dir_name(label, sparsity, seed), label, method, sparsity, seed))
         for label, method, _ in variants

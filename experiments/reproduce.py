@@ -45,6 +45,12 @@ class GridSpec(StrictModel):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     dense: dict[str, Any] = Field(description="the dense run's config, without its name")
+    dense_from: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="share the dense model of this grid (runs/NAME/dense, trained there if "
+        "missing); its dense section must be the same as this one's",
+    )
     prune: dict[str, Any] = Field(
         default_factory=dict, description="sections that pruning runs change (trainer, optim)"
     )
@@ -99,7 +105,8 @@ class Grid:
         dense = dict(spec.dense)
         if corpus is not None:
             dense["corpus"] = corpus
-        self.dense_raw = {"name": f"{spec.name}.dense", **dense}
+        self.dense_owner = spec.dense_from or spec.name
+        self.dense_raw = {"name": f"{self.dense_owner}.dense", **dense}
         self.dense = self.validate(self.dense_raw, "dense")
         self.cells: list[tuple[Path, dict[str, Any]]] = []
         self.labels: dict[Path, str] = {}
@@ -142,7 +149,8 @@ class Grid:
 
     @property
     def dense_dir(self) -> Path:
-        return self.root / "dense"
+        """runs/GRID/dense, or the folder of the grid named by `dense_from`."""
+        return self.root.parent / self.dense_owner / "dense"
 
     def cell_configs(self, dense_checkpoint: Path) -> Iterator[tuple[Path, ExperimentConfig]]:
         for directory, raw in self.cells:
@@ -215,8 +223,10 @@ def run_grid(grid: Grid, log: Any = print) -> dict[str, Any]:
     the ones that never ran. A cell that fails or diverges is recorded with `status: failed`
     and its reason; the other cells still run.
     """
-    from experiments.train import load_corpus, train
+    from experiments.train import check_run_dir, load_corpus, train
 
+    # a dense model trained with another config (an edited grid, a shared one) is refused
+    check_run_dir(grid.dense, grid.dense_dir, resume=True)
     load_corpus(grid.dense)  # render and check the corpus before anything trains
     grid.root.mkdir(parents=True, exist_ok=True)
     spec = {**grid.spec.model_dump(mode="json"), "dense": grid.dense.model_dump(mode="json")}

@@ -169,14 +169,22 @@ def test_missing_unfinished_and_diverged_cells_are_shown_with_reasons(
 
 
 def run_small_grid(
-    reproduced: Path, runs: Path, name: str, methods: dict, learning_rate: float
+    reproduced: Path,
+    runs: Path,
+    name: str,
+    methods: dict,
+    learning_rate: float,
+    dense_changes: dict | None = None,
 ) -> subprocess.CompletedProcess:
-    """`csp reproduce` of a 12-step grid on the tiny run's dense model (copied, not retrained)."""
-    shutil.copytree(reproduced / "dense", runs / name / "dense")
+    """`csp reproduce` of a 12-step grid sharing the tiny run's dense model (copied next to
+    it, not retrained)."""
+    shutil.copytree(reproduced / "dense", runs / "reproduce_tiny" / "dense")
     dense = yaml.safe_load((reproduced / "grid.yaml").read_text())["dense"]
     dense.pop("name")
+    dense.update(dense_changes or {})
     grid = {
         "name": name,
+        "dense_from": "reproduce_tiny",
         "dense": dense,
         "prune": {
             "optim": {"learning_rate": learning_rate},
@@ -248,6 +256,23 @@ def test_a_failing_cell_fails_alone_and_the_ablation_table_shows_the_rest(
     assert failure.startswith("failed: ") and cells["csp-overflow"]["reason"] in failure
     assert re.search(r"last sparsity \d\.\d{3}$", failure), failure
     assert "ablation of CSP's parts" in (report / "table.md").read_text()
+    # the dense model is the shared one, not trained again, and the table reads it
+    assert f"dense model: finished, reused from {runs / 'reproduce_tiny' / 'dense'}" in done.stdout
+    assert not (runs / "variants" / "dense").exists()
+    dense = read(reproduced / "dense" / "result.json")
+    assert float(rows[("dense", 0.0)]["test_wer_mean"]) == pytest.approx(dense["test_wer"])
+
+
+def test_a_shared_dense_model_trained_with_another_config_is_refused(
+    reproduced: Path, tmp_path: Path
+) -> None:
+    changed = {"optim": {"learning_rate": 0.5}}
+    done = run_small_grid(reproduced, tmp_path, "g", {"gmp": {}}, 0.003, dense_changes=changed)
+    assert done.returncode == 2, done.stderr[-3000:]
+    saved = tmp_path / "reproduce_tiny" / "dense" / "config.yaml"
+    assert f"{saved}: the run was started with a different config" in done.stderr
+    assert "sections differ: optim" in done.stderr
+    assert not (tmp_path / "g").exists()  # refused before any work
 
 
 def test_trajectories_fall_back_to_the_offline_wandb_run(reproduced: Path, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import torch
 from conftest import offline_env, reproduce_tiny
 
 from analysis.wandb_records import read_offline_run
+from experiments.reproduce import GRIDS, load_grid
 
 CELLS = ("csp-s0.5-seed0", "gmp-s0.5-seed0")
 
@@ -151,3 +152,13 @@ def test_unknown_grid_key_is_an_error(tmp_path: Path, csp: Callable) -> None:
     done = csp("reproduce", "--grid", grid, "--runs-dir", tmp_path / "runs")
     assert done.returncode == 2
     assert "sparsity: Extra inputs are not permitted" in done.stderr
+
+
+@pytest.mark.parametrize("path", sorted(GRIDS.glob("*.yaml")), ids=lambda path: path.stem)
+def test_shipped_grids_load_and_share_dense_models_they_match(path: Path, tmp_path: Path) -> None:
+    grid = load_grid(path, tmp_path)
+    assert grid.cells
+    if grid.spec.dense_from is not None:  # the grid it names ships too, with the same dense
+        grids = [load_grid(other, tmp_path) for other in GRIDS.glob("*.yaml")]
+        (owner,) = [other for other in grids if other.spec.name == grid.spec.dense_from]
+        assert owner.dense == grid.dense and owner.dense_dir == grid.dense_dir
