@@ -19,7 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from experiments.config import format_validation_error
-from experiments.records import divergence
+from experiments.records import divergence, read_metrics
 from experiments.reproduce import FAILED, GridSpec, cell_dir_name
 
 RESULT_FIELDS = ("test_wer", "dev_wer")
@@ -95,18 +95,10 @@ def _read_yaml(path: Path) -> Any:
 
 
 def _read_metrics(path: Path) -> list[dict[str, float]]:
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ReportError(f"{path}:{number}: not a JSON record ({error})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("step"), int):
-            raise ReportError(f"{path}:{number}: a metrics record needs an integer 'step'")
-        rows.append(row)
-    return rows
+    try:
+        return read_metrics(path)
+    except ValueError as error:
+        raise ReportError(str(error)) from None
 
 
 def _wandb_history(directory: Path) -> list[dict[str, float]] | None:

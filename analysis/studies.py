@@ -20,23 +20,15 @@ import optuna  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from analysis.experiment import ReportError  # noqa: E402
-
-
-def open_storage(url: str) -> optuna.storages.BaseStorage | str:
-    """A database URL as it is (sqlite:///..., postgresql://...), a file as a journal."""
-    if "://" in url:
-        return url
-    if not Path(url).is_file():
-        raise ReportError(f"--storage {url}: neither a database URL nor a journal file")
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-    return JournalStorage(JournalFileBackend(url))
+from sweeps.storage import is_database, open_storage  # noqa: E402
 
 
 def load_studies(url: str, names: list[str]) -> list[optuna.Study]:
     """The named studies of one storage; an unknown name lists the ones that exist."""
-    storage = open_storage(url)
+    if not is_database(url) and not Path(url).is_file():  # reading must not create a journal
+        raise ReportError(f"--storage {url}: neither a database URL nor a journal file")
     try:
+        storage = open_storage(url)
         known = optuna.study.get_all_study_names(storage)
     except Exception as error:  # any storage failure, said with its URL
         raise ReportError(f"--storage {url}: cannot be read ({error})") from None

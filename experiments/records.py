@@ -53,9 +53,21 @@ class JsonlLogger(Logger):
 
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
-    """The records a `JsonlLogger` wrote, in order."""
+    """The records a `JsonlLogger` wrote, in order; a broken line is a ValueError that
+    names the file and the line."""
+    records = []
     lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{number}: not a JSON record ({error})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+            raise ValueError(f"{path}:{number}: a metrics record needs an integer 'step'")
+        records.append(record)
+    return records
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:

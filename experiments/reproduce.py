@@ -186,7 +186,8 @@ def corpus_from_path(path: Path) -> dict[str, Any]:
     )
 
 
-def _finished(run_dir: Path) -> dict[str, Any] | None:
+def finished_result(run_dir: Path) -> dict[str, Any] | None:
+    """The run's result.json if it finished, else None."""
     result = run_dir / "result.json"
     return json.loads(result.read_text(encoding="utf-8")) if result.is_file() else None
 
@@ -216,6 +217,28 @@ def _cell_status(directory: Path, result: dict[str, Any]) -> dict[str, Any]:
     return {"status": "failed", "reason": reason} if reason else {"status": "finished"}
 
 
+def check_dense(grid: Grid) -> None:
+    """Before any work: the corpus renders and reads, and a dense model already in the
+    grid's dense folder was trained with this grid's dense config (an edited or shared grid
+    would otherwise reuse another model silently)."""
+    from experiments.train import check_run_dir, load_corpus
+
+    check_run_dir(grid.dense, grid.dense_dir, resume=True)
+    load_corpus(grid.dense)
+
+
+def dense_result(grid: Grid, log: Any = print) -> dict[str, Any]:
+    """The dense model's result: reused when finished, else trained (or resumed)."""
+    from experiments.train import train
+
+    dense = finished_result(grid.dense_dir)
+    if dense is not None:
+        log(f"dense model: finished, reused from {grid.dense_dir}")
+        return dense
+    log(f"dense model: training in {grid.dense_dir}")
+    return train(grid.dense, grid.dense_dir, resume=True)
+
+
 def run_grid(grid: Grid, log: Any = print) -> dict[str, Any]:
     """Train what is not finished yet; return the dense result and every cell's result.
 
@@ -223,24 +246,17 @@ def run_grid(grid: Grid, log: Any = print) -> dict[str, Any]:
     the ones that never ran. A cell that fails or diverges is recorded with `status: failed`
     and its reason; the other cells still run.
     """
-    from experiments.train import check_run_dir, load_corpus, train
+    from experiments.train import train
 
-    # a dense model trained with another config (an edited grid, a shared one) is refused
-    check_run_dir(grid.dense, grid.dense_dir, resume=True)
-    load_corpus(grid.dense)  # render and check the corpus before anything trains
+    check_dense(grid)
     grid.root.mkdir(parents=True, exist_ok=True)
     spec = {**grid.spec.model_dump(mode="json"), "dense": grid.dense.model_dump(mode="json")}
     (grid.root / "grid.yaml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
-    dense = _finished(grid.dense_dir)
-    if dense is None:
-        log(f"dense model: training in {grid.dense_dir}")
-        dense = train(grid.dense, grid.dense_dir, resume=True)
-    else:
-        log(f"dense model: finished, reused from {grid.dense_dir}")
+    dense = dense_result(grid, log)
     cells = []
     configs = list(grid.cell_configs(Path(dense["checkpoint"])))
     for index, (directory, config) in enumerate(configs, start=1):
-        result = _finished(directory)
+        result = finished_result(directory)
         if result is None:
             log(f"cell {index}/{len(configs)}: {directory.name}: training")
             result = _train_cell(config, directory, train)

@@ -19,7 +19,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from experiments.config import ConfigError, ExperimentConfig
-from experiments.reproduce import Grid, GridSpec
+from experiments.reproduce import Grid, GridSpec, finished_result
 from sweeps.spec import EarlyStoppingSpec, SweepSpec, set_dotted
 from sweeps.storage import open_storage, shown
 
@@ -51,10 +51,8 @@ class Sweep:
 
     def dense_checkpoint(self) -> Path | None:
         """The grid's finished dense model (absolute path), or None if not trained yet."""
-        result = self.grid.dense_dir / "result.json"
-        if not result.is_file():
-            return None
-        return Path(json.loads(result.read_text(encoding="utf-8"))["checkpoint"]).resolve()
+        result = finished_result(self.grid.dense_dir)
+        return Path(result["checkpoint"]).resolve() if result is not None else None
 
     def counts(self) -> Counter[str]:
         return Counter(t.state.name for t in self.study.get_trials(deepcopy=False))

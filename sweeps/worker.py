@@ -37,6 +37,7 @@ from optuna.trial import TrialState
 
 from experiments.config import ConfigError
 from experiments.records import write_json
+from experiments.reproduce import check_dense, dense_result
 from sweeps.storage import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, MAX_RETRY, is_database
 from sweeps.study import RUN_DIR_ATTR, Sweep, open_sweep, status_report, suggest
 
@@ -71,12 +72,15 @@ def process_alive(pid: int) -> bool:
 
 
 def is_stale(trial: optuna.trial.FrozenTrial, now: float, check_heartbeat: bool) -> bool:
-    if now - trial.datetime_start.timestamp() < HEARTBEAT_INTERVAL_S:
-        return False  # just started: its worker may not have recorded itself yet (a retry
-        # still carries the attributes of the trial it repeats)
+    """Whether a RUNNING trial's worker is gone (see the module docstring)."""
+    age = now - trial.datetime_start.timestamp()
+    # Just started: its worker may not have recorded itself yet, and a retry still carries
+    # the attributes of the trial it repeats.
+    if age < HEARTBEAT_INTERVAL_S:
+        return False
     worker = trial.user_attrs.get(WORKER_ATTR)
     if worker is None:  # asked for but not started yet
-        return check_heartbeat and now - trial.datetime_start.timestamp() > GRACE_PERIOD_S
+        return check_heartbeat and age > GRACE_PERIOD_S
     host, _, pid = worker.rpartition(":")
     if host == socket.gethostname():
         return not process_alive(int(pid))
@@ -126,15 +130,12 @@ class Heartbeat:
 def dense_checkpoint(sweep: Sweep, log: Callable[[str], None] = print) -> Path:
     """The grid's dense model: trained here if missing, under a lock so that workers on one
     machine never train it twice."""
-    from experiments.train import train
-
     root = sweep.grid.dense_dir
     root.mkdir(parents=True, exist_ok=True)
     with open(root.parent / ".dense.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if sweep.dense_checkpoint() is None:
-            log(f"dense model: training in {root}")
-            train(sweep.grid.dense, root, resume=True)
+        check_dense(sweep.grid)
+        dense_result(sweep.grid, log)
     return sweep.dense_checkpoint()
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import optuna
 import pytest
 import yaml
-from conftest import CSP_COMMAND, REPO, chromium
+from conftest import CSP_COMMAND, REPO, chromium, offline_env
 from optuna.trial import TrialState
 
 from experiments.config import load_config
@@ -40,17 +40,13 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("sweeps")
 
 
-def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline"}
-
-
 def csp(home: Path, *args: Any, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*CSP_COMMAND, *map(str, args)],
         cwd=home,
         capture_output=True,
         text=True,
-        env=env(),
+        env=offline_env(),
         timeout=timeout,
     )
 
@@ -198,7 +194,7 @@ def resumed_after_kill(home: Path, tiny_corpus: Path) -> tuple[str, str]:
     create(home, write_spec(home, "kill", trials=3), journal, tiny_corpus)
     run = [*CSP_COMMAND, "sweep", "run", "kill", "--storage", journal]
     worker = subprocess.Popen(
-        run, cwd=home, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        run, cwd=home, env=offline_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     first = home / "runs" / "sweeps" / "kill" / "trial-0000" / "metrics.jsonl"
     deadline = time.monotonic() + 300
@@ -214,7 +210,9 @@ def resumed_after_kill(home: Path, tiny_corpus: Path) -> tuple[str, str]:
     worker.wait(timeout=60)
     assert load(journal, "kill").trials[0].state == TrialState.RUNNING  # left behind
 
-    done = subprocess.run(run, cwd=home, env=env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        run, cwd=home, env=offline_env(), capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     return journal, "kill"
 
@@ -265,7 +263,7 @@ def test_dashboard_shows_the_study(home: Path, resumed_after_kill: tuple[str, st
     server = subprocess.Popen(
         [*CSP_COMMAND, "sweep", "dashboard", name, "--storage", journal, "--port", str(port)],
         cwd=home,
-        env=env(),
+        env=offline_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
