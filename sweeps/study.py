@@ -251,8 +251,12 @@ def best_config_yaml(sweep: Sweep, number: int | None, init_from: Path | None) -
         trial = best[0]
     else:
         matching = [t for t in sweep.study.get_trials(deepcopy=False) if t.number == number]
-        if not matching or matching[0].state not in DONE_STATES:
-            raise ConfigError(f"study {sweep.spec.name!r}: no finished trial {number}")
+        if not matching or matching[0].state != TrialState.COMPLETE:
+            state = matching[0].state.name.lower() if matching else "not in the study"
+            raise ConfigError(
+                f"study {sweep.spec.name!r}: trial {number} is {state}; only a complete "
+                "trial has objective values to choose it by"
+            )
         trial = matching[0]
     config = sweep.trial_config(trial.params, trial.number, init_from)
     raw = config.model_dump(mode="json")

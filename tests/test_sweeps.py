@@ -255,6 +255,8 @@ def test_early_stopping_stops_a_ddp_trial(home: Path, tiny_corpus: Path) -> None
     assert list(trial.intermediate_values) == [4]  # reported by training step, then stopped
     result = yaml.safe_load((Path(trial.user_attrs["run_dir"]) / "result.json").read_text())
     assert result["early_stopped_at_step"] == 4 and result["steps"] < 12
+    best = csp(home, "sweep", "best", "early", "--storage", journal, "--trial", 0)
+    assert best.returncode == 2 and "trial 0 is pruned; only a complete trial" in best.stderr
 
 
 def test_dashboard_shows_the_study(home: Path, resumed_after_kill: tuple[str, str]) -> None:
