@@ -1,1 +1,1 @@
-"""Tables, figures and reports from recorded runs (built with the analysis issue)."""
+"""Tables, figures and reports from the run records of experiments and from Optuna studies."""

@@ -9,20 +9,31 @@ reason when it has no result, so nothing is silently dropped.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from analysis.wandb_records import read_offline_run
 from experiments.config import format_validation_error
-from experiments.records import divergence, read_metrics
-from experiments.reproduce import FAILED, GridSpec, cell_dir_name
+from experiments.files import ConfigError, read_yaml
+from experiments.metrics import read_metrics
+from experiments.records import (
+    CONFIG,
+    GRID_RECORD,
+    GRID_RESULTS,
+    METRICS,
+    RecordError,
+    RunResult,
+    RunStatus,
+    cell_dir_name,
+    dense_dir,
+    read_json,
+    run_state,
+)
+from experiments.reproduce import GridSpec
 
-RESULT_FIELDS = ("test_wer", "dev_wer")
 PRUNED_RESULT_FIELDS = ("realized_sparsity", "model_sparsity", "sparsity_per_tensor")
 PRUNED_RESULT_FIELDS += ("packed_bytes", "dense_bytes")
 
@@ -40,9 +51,9 @@ class Run:
     method: str
     target_sparsity: float
     seed: int
-    status: str = "not run"  # finished, failed, unfinished or not run
+    status: RunStatus = "not run"
     reason: str | None = None
-    result: dict[str, Any] | None = None
+    result: RunResult | None = None
     config: dict[str, Any] | None = None
     provenance: dict[str, Any] | None = None
     metrics: list[dict[str, float]] = field(default_factory=list)
@@ -50,14 +61,14 @@ class Run:
 
     @property
     def note(self) -> str:
-        """Status and reason: `unfinished: step 12/24`, `failed: diverged: ...`, `not run`."""
+        """Status and reason: `unfinished: step 12/24`, `diverged: ...`, `not run`."""
         return f"{self.status}: {self.reason}" if self.reason else self.status
 
     @property
     def last_sparsity(self) -> float | None:
         """Realized sparsity of the saved weights if there are any, else the last logged."""
-        if self.result is not None and "realized_sparsity" in self.result:
-            return self.result["realized_sparsity"]
+        if self.result is not None and self.result.realized_sparsity is not None:
+            return self.result.realized_sparsity
         logged = [row["pruning/sparsity"] for row in self.metrics if "pruning/sparsity" in row]
         return logged[-1] if logged else None
 
@@ -80,31 +91,8 @@ class Experiment:
     spec: dict[str, Any]
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ReportError(f"{path}: not valid JSON ({error})") from None
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ReportError(f"{path}: not valid YAML ({error})") from None
-
-
-def _read_metrics(path: Path) -> list[dict[str, float]]:
-    try:
-        return read_metrics(path)
-    except ValueError as error:
-        raise ReportError(str(error)) from None
-
-
 def _wandb_history(directory: Path) -> list[dict[str, float]] | None:
     """The history of the run's offline W&B run, with W&B's step as `step`."""
-    from analysis.wandb_records import read_offline_run
-
     folders = sorted((directory / "wandb").glob("offline-run-*"))
     if not folders:
         return None
@@ -121,60 +109,48 @@ def _wandb_history(directory: Path) -> list[dict[str, float]] | None:
     return rows
 
 
-def _check_result(path: Path, result: Any, pruned: bool) -> dict[str, Any]:
-    if not isinstance(result, dict):
-        raise ReportError(f"{path}: expected a JSON object")
-    needed = RESULT_FIELDS + (PRUNED_RESULT_FIELDS if pruned else ())
-    missing = [name for name in needed if name not in result]
-    if missing:
-        raise ReportError(f"{path}: missing field(s) {', '.join(missing)}")
-    for name in ("test_wer", "dev_wer", "realized_sparsity"):
-        value = result.get(name)
-        if name in result and not isinstance(value, int | float):
-            raise ReportError(f"{path}: field {name} must be a number, got {value!r}")
-    return result
-
-
 def load_run(run: Run, pruned: bool = True) -> Run:
-    """Fill in what the run's folder recorded, and decide its status."""
+    """Fill in what the run's folder recorded, and its state (`experiments.records`)."""
     directory = run.directory
-    if (directory / "config.yaml").is_file():
-        run.config = _read_yaml(directory / "config.yaml")
-    if (directory / "provenance.json").is_file():
-        run.provenance = _read_json(directory / "provenance.json")
-    if (directory / "metrics.jsonl").is_file():
-        run.metrics, run.metrics_source = _read_metrics(directory / "metrics.jsonl"), "metrics"
-    elif (history := _wandb_history(directory)) is not None:
-        run.metrics, run.metrics_source = history, "wandb"
-    if (directory / "result.json").is_file():
-        path = directory / "result.json"
-        run.result = _check_result(path, _read_json(path), pruned)
-        run.reason = divergence(run.metrics)
-        if run.reason is None and not math.isfinite(run.result["test_wer"]):
-            run.reason = "diverged: test WER is not a number"
-        run.status = "failed" if run.reason else "finished"
-    elif (directory / FAILED).is_file():
-        run.status, run.reason = "failed", _read_json(directory / FAILED).get("reason", "?")
-    elif directory.is_dir():
-        steps = [row["step"] for row in run.metrics]
-        total = (run.config or {}).get("trainer", {}).get("max_steps", "?")
-        run.status, run.reason = "unfinished", f"step {max(steps) if steps else 0}/{total}"
-    if run.status == "failed" and pruned and run.last_sparsity is not None:
+    try:
+        if (directory / CONFIG).is_file():
+            run.config = read_yaml(directory / CONFIG)
+        if (directory / "provenance.json").is_file():
+            run.provenance = read_json(directory / "provenance.json")
+        if (directory / METRICS).is_file():
+            run.metrics, run.metrics_source = read_metrics(directory / METRICS), "metrics"
+        elif (history := _wandb_history(directory)) is not None:
+            run.metrics, run.metrics_source = history, "wandb"
+        state = run_state(directory, run.metrics)
+    except (ConfigError, RecordError, ValueError) as error:
+        raise ReportError(str(error)) from None
+    run.status, run.reason, run.result = state.status, state.reason, state.result
+    if pruned and run.result is not None:
+        missing = [name for name in PRUNED_RESULT_FIELDS if getattr(run.result, name) is None]
+        if missing:
+            raise ReportError(f"{directory / 'result.json'}: missing field(s) {', '.join(missing)}")
+    if run.status in ("failed", "diverged") and pruned and run.last_sparsity is not None:
         run.reason = f"{run.reason}; last sparsity {run.last_sparsity:.3f}"
     return run
 
 
 def _layout(root: Path) -> tuple[dict[str, Any], GridSpec | None]:
     """The grid's own record (`grid.yaml`), else what `results.json` lists."""
-    grid_file, results_file = root / "grid.yaml", root / "results.json"
+    grid_file, results_file = root / GRID_RECORD, root / GRID_RESULTS
     if grid_file.is_file():
-        raw = _read_yaml(grid_file)
+        try:
+            raw = read_yaml(grid_file, "grid record")
+        except ConfigError as error:
+            raise ReportError(str(error)) from None
         try:
             return raw, GridSpec.model_validate(raw)
         except ValidationError as error:
             raise ReportError(format_validation_error(str(grid_file), error)) from None
     if results_file.is_file():
-        return _read_json(results_file), None
+        try:
+            return read_json(results_file), None
+        except RecordError as error:
+            raise ReportError(str(error)) from None
     raise ReportError(
         f"{root}: not an experiment folder (no grid.yaml or results.json; "
         "`csp reproduce` writes them in runs/GRID)"
@@ -201,8 +177,8 @@ def load_experiment(root: str | Path) -> Experiment:
         seeds = sorted({c["seed"] for c in cells})
     dense_seed = (raw.get("dense") or {}).get("seed", 0)
     shared = raw.get("dense_from")  # the grid whose dense model this one shares
-    dense_dir = root.parent / shared / "dense" if shared else root / "dense"
-    dense = load_run(Run(dense_dir, "dense", "dense", 0.0, dense_seed), pruned=False)
+    dense_folder = dense_dir(root.parent, shared or root.name)
+    dense = load_run(Run(dense_folder, "dense", "dense", 0.0, dense_seed), pruned=False)
     runs = [
         load_run(Run(root / cell_dir_name(label, sparsity, seed), label, method, sparsity, seed))
         for label, method, _ in variants

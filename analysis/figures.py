@@ -2,7 +2,7 @@
 over training steps, CSP's per-tensor compression error, and the final sparsity per tensor.
 
 Every function draws from the run records only and returns None when there is nothing to
-draw (no CSP run, no finished cell), so the report can say so instead of showing an empty
+draw (no CSP run, no complete cell), so the report can say so instead of showing an empty
 frame.
 """
 
@@ -17,7 +17,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from analysis.experiment import Experiment, Run  # noqa: E402
-from analysis.tables import Table  # noqa: E402
+from analysis.tables import Table, role  # noqa: E402
+from lightning_modules.pruning.methods import METHODS  # noqa: E402
+from lightning_modules.pruning.registry import Role  # noqa: E402
 
 
 def save(figure: Figure, out: Path, stem: str) -> Path:
@@ -30,21 +32,13 @@ def save(figure: Figure, out: Path, stem: str) -> Path:
     return out / f"{stem}.png"
 
 
-METHOD_COLORS = {  # one colour per method in every figure; CSP stands out in red
-    "oneshot": "#8c564b",
-    "gmp": "#ff7f0e",
-    "narang": "#2ca02c",
-    "random": "#7f7f7f",
-    "model_pruning": "#9467bd",
-    "csp": "#d62728",
-}
 OTHER_COLORS = ("#1f77b4", "#17becf", "#bcbd22", "#e377c2", "#393b79", "#637939")
 
 
 def colors(labels: list[str]) -> dict[str, str]:
-    """Label → colour: the method's own for plain methods, then a palette for variants."""
+    """Label → colour: a plain method's own (its class's `color`), a palette for variants."""
     others = iter(OTHER_COLORS * (1 + len(labels) // len(OTHER_COLORS)))
-    return {label: METHOD_COLORS.get(label) or next(others) for label in labels}
+    return {label: METHODS[label].color if label in METHODS else next(others) for label in labels}
 
 
 def wer_vs_sparsity(table: Table) -> Figure | None:
@@ -54,9 +48,9 @@ def wer_vs_sparsity(table: Table) -> Figure | None:
     palette = colors([row.label for row in table.rows])
     for row in table.rows:
         points = [
-            (cell.mean_of("realized_sparsity"), cell.wer_mean, cell.wer_std or 0.0)
-            for cell in row.cells.values()
-            if cell.wer_mean is not None
+            (entry.mean_of("realized_sparsity"), entry.wer_mean, entry.wer_std or 0.0)
+            for entry in row.entries.values()
+            if entry.wer_mean is not None
         ]
         if not points:
             continue
@@ -75,6 +69,11 @@ def wer_vs_sparsity(table: Table) -> Figure | None:
     axes.legend(fontsize=8)
     axes.grid(alpha=0.3)
     return figure
+
+
+def proposed(run: Run) -> bool:
+    """Whether the run is of the proposed method itself (drawn on top, thicker)."""
+    return run.label == run.method and role(run.method) == Role.PROPOSED
 
 
 def _by_sparsity(experiment: Experiment, runs: list[Run]) -> list[tuple[float, list[Run]]]:
@@ -96,15 +95,15 @@ def sparsity_trajectories(experiment: Experiment, names: dict[str, str]) -> Figu
     if not runs:
         return None
     palette = colors(list(names))
-    runs.sort(key=lambda run: run.label == "csp")  # CSP on top where lines coincide
+    runs.sort(key=proposed)  # the proposed method on top where lines coincide
     figure, panels = _panels(len(experiment.sparsities))
     for axes, (sparsity, chosen) in zip(panels, _by_sparsity(experiment, runs), strict=True):
         shown: set[str] = set()
         for run in chosen:
             name = names[run.label]
             steps, values = run.series("pruning/sparsity")
-            style = "-" if run.status == "finished" else ":"
-            width = 2.4 if run.label == "csp" else 1.4
+            style = "-" if run.status == "complete" else ":"
+            width = 2.4 if proposed(run) else 1.4
             label = None if name in shown else name
             axes.plot(steps, values, style, color=palette[run.label], lw=width, label=label)
             shown.add(name)
@@ -113,7 +112,7 @@ def sparsity_trajectories(experiment: Experiment, names: dict[str, str]) -> Figu
         axes.grid(alpha=0.3)
         if shown:
             axes.legend(fontsize=8)
-    figure.suptitle(f"{experiment.name}: sparsity over training (dotted: not finished)")
+    figure.suptitle(f"{experiment.name}: sparsity over training (dotted: not complete)")
     return figure
 
 
@@ -148,18 +147,18 @@ def _keys(run: Run) -> set[str]:
 
 def per_tensor_sparsity(experiment: Experiment, names: dict[str, str]) -> Figure | None:
     """Final sparsity of each prunable tensor (saved weights), per method, first seed."""
-    finished = [run for run in experiment.cells if run.status == "finished"]
-    groups = [(s, chosen) for s, chosen in _by_sparsity(experiment, finished) if chosen]
+    complete = [run for run in experiment.cells if run.status == "complete"]
+    groups = [(s, chosen) for s, chosen in _by_sparsity(experiment, complete) if chosen]
     if not groups:
         return None
     palette = colors(list(names))
     figure, panels = _panels(len(groups), height=5.2)
     for axes, (sparsity, chosen) in zip(panels, groups, strict=True):
         firsts = {run.label: run for run in sorted(chosen, key=lambda r: -r.seed)}
-        tensors = sorted({t for run in firsts.values() for t in run.result["sparsity_per_tensor"]})
+        tensors = sorted({t for run in firsts.values() for t in run.result.sparsity_per_tensor})
         width = 0.8 / len(firsts)
         for index, (label, run) in enumerate(firsts.items()):
-            values = [run.result["sparsity_per_tensor"].get(t, float("nan")) for t in tensors]
+            values = [run.result.sparsity_per_tensor.get(t, float("nan")) for t in tensors]
             positions = [i + index * width for i in range(len(tensors))]
             axes.bar(positions, values, width, color=palette[label], label=names[label])
         axes.set_xticks([i + 0.4 - width / 2 for i in range(len(tensors))])

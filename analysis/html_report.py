@@ -14,7 +14,7 @@ import optuna
 import yaml
 
 from analysis.experiment import Experiment
-from analysis.table_formats import LEGEND, cell_text, columns, difference_text, row_cells
+from analysis.table_formats import LEGEND, columns, difference_text, entry_text, row_entries
 from analysis.tables import Pairing, Table
 
 STYLE = """
@@ -61,15 +61,15 @@ def image(path: Path, title: str) -> str:
 def table_html(table: Table) -> str:
     head = "".join(f"<th>{_e(c)}</th>" for c in ["method", *columns(table)])
     body = []
-    for name, cells in row_cells(table):
+    for name, entries in row_entries(table):
         tds = []
-        for cell in cells:
+        for entry in entries:
             kind = ""
-            if cell is not None and cell.best:
+            if entry is not None and entry.best:
                 kind = ' class="best"'
-            elif cell is not None and cell.wer_mean is None:
+            elif entry is not None and entry.wer_mean is None:
                 kind = ' class="missing"'
-            tds.append(f"<td{kind}>{_e(cell_text(cell))}</td>")
+            tds.append(f"<td{kind}>{_e(entry_text(entry))}</td>")
         body.append(f"<tr><th>{_e(name)}</th>{''.join(tds)}</tr>")
     return (
         f"<h3>{_e(table.title)}</h3><p>{_e(LEGEND)}</p>"
@@ -96,17 +96,17 @@ def pairings_html(pairings: list[Pairing]) -> str:
 
 
 def runs_html(experiment: Experiment) -> str:
-    """Every run of the grid, finished or not, with what it recorded."""
+    """Every run of the grid, complete or not, with what it recorded."""
     rows = []
     for run in [experiment.dense, *experiment.cells]:
-        result = run.result or {}
-        wer = f"{result['test_wer']:.4f}" if run.status == "finished" else ""
+        result = run.result
+        wer = f"{result.test_wer:.4f}" if result is not None and run.status == "complete" else ""
         sparsity = "" if run.label == "dense" or run.last_sparsity is None else run.last_sparsity
-        kind = "" if run.status == "finished" else ' class="missing"'
+        kind = "" if run.status == "complete" else ' class="missing"'
         rows.append(
             f"<tr><td>{_e(run.directory.name)}</td><td{kind}>{_e(run.note)}</td><td>{wer}</td>"
             f"<td>{_e(f'{sparsity:.4f}' if sparsity != '' else '')}</td>"
-            f"<td>{_e(result.get('steps', ''))}</td>"
+            f"<td>{_e(result.steps if result is not None else '')}</td>"
             f"<td>{_e(run.metrics_source or 'none')}</td></tr>"
         )
     return (
@@ -129,7 +129,7 @@ def provenance_html(experiment: Experiment) -> str:
     dense = experiment.dense
     first = records[0] if records else {}
     corpus = (dense.config or {}).get("corpus", experiment.spec.get("dense", {}).get("corpus"))
-    sizes = {k: (dense.result or {}).get(k) for k in ("utterances", "hours")}
+    sizes = {k: getattr(dense.result, k, None) for k in ("utterances", "hours")}
     commit_text = ", ".join(f"{c} ({n} runs)" for c, n in commits.items()) or "not recorded"
     lines = [
         f"<p>Git commit: {_e(commit_text)}"
@@ -207,7 +207,7 @@ def experiment_html(
         parts.append(table_html(table))
         if table.kind == "main":
             parts.append(pairings_html(pairings))
-    problems = [run for run in [experiment.dense, *experiment.cells] if run.status != "finished"]
+    problems = [run for run in [experiment.dense, *experiment.cells] if run.status != "complete"]
     if problems:
         items = "".join(f"<li>{_e(run.directory.name)}: {_e(run.note)}</li>" for run in problems)
         parts.append(f"<h3>Missing and failed runs</h3><ul>{items}</ul>")

@@ -1,7 +1,7 @@
 """The tables written out: Markdown for reading, LaTeX for the paper, CSV for further work.
 
 Markdown and LaTeX show one line per method, one column per target sparsity (0 is the dense
-model); the best cell of each column is bold. The CSV is long: one row per method ×
+model); the best entry of each column is bold. The CSV is long: one row per method ×
 sparsity, with every number unrounded.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 
-from analysis.tables import Cell, Pairing, Table
+from analysis.tables import Entry, Pairing, Table
 
 LEGEND = (
     "Cells: test WER, mean ± standard deviation over seeds (relative change against the dense "
@@ -24,7 +24,7 @@ CSV_FIELDS = (
     "label",
     "method",
     "target_sparsity",
-    "seeds_finished",
+    "seeds_complete",
     "seeds",
     "test_wer_mean",
     "test_wer_std",
@@ -42,35 +42,35 @@ def columns(table: Table) -> list[str]:
     return ["0 (dense)", *(f"{sparsity:g}" for sparsity in table.sparsities)]
 
 
-def cell_text(cell: Cell | None) -> str:
-    """One cell as plain text: the numbers, or why there are none."""
-    if cell is None:
+def entry_text(entry: Entry | None) -> str:
+    """One entry as plain text: the numbers, or why there are none."""
+    if entry is None:
         return "—"
-    if cell.wer_mean is None:
-        return cell.missing_text()
-    parts = [cell.wer_text() + (f" ({cell.relative_text()})" if cell.relative_text() else "")]
-    parts += [text for text in (cell.detail_text(), cell.seeds_text()) if text]
+    if entry.wer_mean is None:
+        return entry.missing_text()
+    parts = [entry.wer_text() + (f" ({entry.relative_text()})" if entry.relative_text() else "")]
+    parts += [text for text in (entry.detail_text(), entry.seeds_text()) if text]
     return "; ".join(parts)
 
 
-def row_cells(table: Table) -> list[tuple[str, list[Cell | None]]]:
+def row_entries(table: Table) -> list[tuple[str, list[Entry | None]]]:
     """(row name, cells in column order), the dense row first."""
     dense = [table.dense] + [None] * len(table.sparsities)
     rows = [("Dense", dense)]
-    rows += [(row.name, [None, *(row.cells[s] for s in table.sparsities)]) for row in table.rows]
+    rows += [(row.name, [None, *(row.entries[s] for s in table.sparsities)]) for row in table.rows]
     return rows
 
 
 def to_markdown(table: Table, pairings: list[Pairing]) -> str:
-    def text(cell: Cell | None) -> str:
-        value = cell_text(cell).replace("|", "\\|")
-        return f"**{value}**" if cell is not None and cell.best else value
+    def text(entry: Entry | None) -> str:
+        value = entry_text(entry).replace("|", "\\|")
+        return f"**{value}**" if entry is not None and entry.best else value
 
     lines = [f"## {table.title}", "", LEGEND, ""]
     lines.append("| method | " + " | ".join(columns(table)) + " |")
     lines.append("|---" * (len(table.sparsities) + 2) + "|")
-    for name, cells in row_cells(table):
-        lines.append(f"| {name} | " + " | ".join(text(cell) for cell in cells) + " |")
+    for name, entries in row_entries(table):
+        lines.append(f"| {name} | " + " | ".join(text(entry) for entry in entries) + " |")
     if pairings:
         lines += ["", "### CSP against the best baseline", ""]
         lines.append(
@@ -113,16 +113,16 @@ def _tex(text: str) -> str:
     return text
 
 
-def _tex_cell(cell: Cell | None) -> str:
+def _tex_entry(entry: Entry | None) -> str:
     """WER and relative change on the first line, sparsity and size on the second."""
-    if cell is None:
+    if entry is None:
         return "---"
-    if cell.wer_mean is None:
-        return r"\emph{" + _tex(cell.missing_text()) + "}"
-    wer = _tex(cell.wer_text()) + (f" ({_tex(cell.relative_text())})" if cell.relative else "")
-    if cell.best:
+    if entry.wer_mean is None:
+        return r"\emph{" + _tex(entry.missing_text()) + "}"
+    wer = _tex(entry.wer_text()) + (f" ({_tex(entry.relative_text())})" if entry.relative else "")
+    if entry.best:
         wer = r"\textbf{" + wer + "}"
-    extra = [_tex(text) for text in (cell.detail_text(), cell.seeds_text()) if text]
+    extra = [_tex(text) for text in (entry.detail_text(), entry.seeds_text()) if text]
     return r"\makecell[l]{" + r"\\ ".join([wer, *(r"\scriptsize " + e for e in extra)]) + "}"
 
 
@@ -137,8 +137,8 @@ def to_latex(table: Table, pairings: list[Pairing]) -> str:
         "method & " + " & ".join(_tex(c) for c in columns(table)) + r" \\",
         r"\midrule",
     ]
-    for name, cells in row_cells(table):
-        lines.append(_tex(name) + " & " + " & ".join(_tex_cell(c) for c in cells) + r" \\")
+    for name, entries in row_entries(table):
+        lines.append(_tex(name) + " & " + " & ".join(_tex_entry(c) for c in entries) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     if pairings:
         lines.append(r"\par\smallskip\footnotesize")
@@ -151,11 +151,11 @@ def csv_rows(table: Table) -> list[dict[str, object]]:
     rows = []
     entries = [("Dense", "dense", "dense", 0.0, table.dense)]
     entries += [
-        (row.name, row.label, row.method, sparsity, row.cells[sparsity])
+        (row.name, row.label, row.method, sparsity, row.entries[sparsity])
         for row in table.rows
         for sparsity in table.sparsities
     ]
-    for name, label, method, sparsity, cell in entries:
+    for name, label, method, sparsity, entry in entries:
         rows.append(
             {
                 "experiment": table.experiment,
@@ -164,17 +164,17 @@ def csv_rows(table: Table) -> list[dict[str, object]]:
                 "label": label,
                 "method": method,
                 "target_sparsity": sparsity,
-                "seeds_finished": len(cell.finished),
-                "seeds": len(cell.runs),
-                "test_wer_mean": cell.wer_mean,
-                "test_wer_std": cell.wer_std,
-                "relative_wer_change": cell.relative,
-                "realized_sparsity": cell.mean_of("realized_sparsity"),
-                "model_sparsity": cell.mean_of("model_sparsity"),
-                "packed_bytes": cell.mean_of("packed_bytes"),
-                "dense_bytes": cell.mean_of("dense_bytes"),
-                "best": cell.best,
-                "missing": cell.missing_text(),
+                "seeds_complete": len(entry.complete),
+                "seeds": len(entry.runs),
+                "test_wer_mean": entry.wer_mean,
+                "test_wer_std": entry.wer_std,
+                "relative_wer_change": entry.relative,
+                "realized_sparsity": entry.mean_of("realized_sparsity"),
+                "model_sparsity": entry.mean_of("model_sparsity"),
+                "packed_bytes": entry.mean_of("packed_bytes"),
+                "dense_bytes": entry.mean_of("dense_bytes"),
+                "best": entry.best,
+                "missing": entry.missing_text(),
             }
         )
     return rows

@@ -1,7 +1,7 @@
 """The paper's tables from an experiment: test WER per method × target sparsity, CSP paired
 against the best baseline, and the ablation of CSP's parts.
 
-A cell aggregates the seeds of one method at one target sparsity: test WER mean ± sample
+A entry aggregates the seeds of one method at one target sparsity: test WER mean ± sample
 standard deviation over the finished seeds, the relative change against the dense model, and
 the realized sparsity and packed size that `result.json` recorded from the saved weights
 (`csp audit`), never from the config. Seeds that did not finish are listed with their reason.
@@ -14,18 +14,9 @@ import statistics
 from dataclasses import dataclass, field
 
 from analysis.experiment import Experiment, Run
+from lightning_modules.pruning.methods import METHODS
+from lightning_modules.pruning.registry import Role, ordered
 
-NAMES = {
-    "dense": "Dense",
-    "oneshot": "One-shot magnitude",
-    "gmp": "GMP",
-    "narang": "Narang",
-    "random": "Random",
-    "model_pruning": "Lightning ModelPruning",
-    "csp": "CSP",
-}
-BASELINES = ("oneshot", "gmp", "narang", "random", "model_pruning")
-ORDER = (*BASELINES, "csp")
 PHRASES = {  # how an ablation variant's options read in a table
     ("sensing", "identity"): "identity sensing (no compressed sensing)",
     ("sparsity_weight", 0): "no sparsity-inducing term (λs = 0)",
@@ -34,9 +25,24 @@ PHRASES = {  # how an ablation variant's options read in a table
 }
 
 
+def method_title(method: str) -> str:
+    """A method's display title (its class's), or its name if it is not registered here."""
+    return METHODS[method].title if method in METHODS else method
+
+
+def role(method: str) -> Role | None:
+    return METHODS[method].role if method in METHODS else None
+
+
+def order(method: str) -> int:
+    """The paper table's order: baselines, floor, peers, then the proposed method."""
+    names = [cls.name for cls in ordered()]
+    return names.index(method) if method in names else len(names)
+
+
 def variant_name(label: str, method: str, options: dict) -> str:
     """The row name: the method's table name, and for a labelled variant what it changes."""
-    name = NAMES.get(method, method)
+    name = method_title(method)
     if label == method:
         return name
     changes = [PHRASES.get((key, value), f"{key} = {value}") for key, value in options.items()]
@@ -48,7 +54,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 @dataclass
-class Cell:
+class Entry:
     """One method at one target sparsity, over its seeds."""
 
     runs: list[Run]
@@ -56,11 +62,12 @@ class Cell:
     best: bool = False
 
     @property
-    def finished(self) -> list[Run]:
-        return [run for run in self.runs if run.status == "finished"]
+    def complete(self) -> list[Run]:
+        return [run for run in self.runs if run.status == "complete"]
 
     def _values(self, key: str) -> list[float]:
-        return [run.result[key] for run in self.finished if run.result is not None]
+        values = [getattr(run.result, key) for run in self.complete if run.result is not None]
+        return [value for value in values if value is not None]
 
     @property
     def wer_mean(self) -> float | None:
@@ -84,12 +91,12 @@ class Cell:
 
     @property
     def problems(self) -> list[Run]:
-        return [run for run in self.runs if run.status != "finished"]
+        return [run for run in self.runs if run.status != "complete"]
 
     def missing_text(self) -> str:
-        """Why the cell has no value: the reason of each seed that has none."""
+        """Why the entry has no value: the reason of each seed that has none."""
         reasons = [
-            ("" if run.status == "failed" else "missing: ")
+            ("" if run.status in ("failed", "diverged") else "missing: ")
             + run.note
             + (f" (seed {run.seed})" if len(self.runs) > 1 else "")
             for run in self.problems
@@ -115,9 +122,9 @@ class Cell:
 
     def seeds_text(self) -> str:
         """`2/3 seeds` when some seeds are missing, else empty."""
-        if not self.problems or not self.finished:
+        if not self.problems or not self.complete:
             return ""
-        return f"{len(self.finished)}/{len(self.runs)} seeds; " + self.missing_text()
+        return f"{len(self.complete)}/{len(self.runs)} seeds; " + self.missing_text()
 
 
 @dataclass
@@ -125,7 +132,7 @@ class Row:
     name: str
     label: str
     method: str
-    cells: dict[float, Cell]
+    entries: dict[float, Entry]
 
 
 @dataclass
@@ -136,34 +143,35 @@ class Table:
     experiment: str
     kind: str  # main or ablation
     sparsities: list[float]
-    dense: Cell
+    dense: Entry
     rows: list[Row] = field(default_factory=list)
 
 
 def _rows(experiment: Experiment, labels: list[tuple[str, str, dict]], dense_wer) -> list[Row]:
     rows = []
     for label, method, options in labels:
-        cells = {
-            sparsity: Cell(
+        entries = {
+            sparsity: Entry(
                 [r for r in experiment.cells if r.label == label and r.target_sparsity == sparsity],
                 dense_wer,
             )
             for sparsity in experiment.sparsities
         }
-        rows.append(Row(variant_name(label, method, options), label, method, cells))
+        rows.append(Row(variant_name(label, method, options), label, method, entries))
     for sparsity in experiment.sparsities:  # best: the lowest mean test WER in the column
-        means = [(row.cells[sparsity].wer_mean, row) for row in rows]
+        means = [(row.entries[sparsity].wer_mean, row) for row in rows]
         known = [mean for mean, _ in means if mean is not None]
         for mean, row in means:
-            row.cells[sparsity].best = mean is not None and mean == min(known)
+            row.entries[sparsity].best = mean is not None and mean == min(known)
     return rows
 
 
 def main_table(experiment: Experiment) -> Table:
-    """Every method entry of the grid (plain methods in the paper's order, then variants)."""
-    entries = [v for v in experiment.variants if v[0] == v[1] or v[1] != "csp"]
-    entries.sort(key=lambda v: (v[0] != v[1], ORDER.index(v[1]) if v[1] in ORDER else 99))
-    dense = Cell([experiment.dense], None)  # no change against itself
+    """Every method of the grid (plain methods in the paper's order, then variants of the
+    other methods; variants of the proposed method go to the ablation table)."""
+    entries = [v for v in experiment.variants if v[0] == v[1] or role(v[1]) != Role.PROPOSED]
+    entries.sort(key=lambda v: (v[0] != v[1], order(v[1])))
+    dense = Entry([experiment.dense], None)  # no change against itself
     title = f"{experiment.name}: test WER by method and target sparsity"
     table = Table(title, experiment.name, "main", experiment.sparsities, dense)
     table.rows = _rows(experiment, entries, dense.wer_mean)
@@ -171,12 +179,13 @@ def main_table(experiment: Experiment) -> Table:
 
 
 def ablation_table(experiment: Experiment) -> Table | None:
-    """CSP and its labelled variants, when the grid has any: which part earns its keep."""
-    entries = [v for v in experiment.variants if v[1] == "csp"]
+    """The proposed method and its labelled variants, when the grid has any: which part
+    earns its keep."""
+    entries = [v for v in experiment.variants if role(v[1]) == Role.PROPOSED]
     if len(entries) < 2:
         return None
-    dense = Cell([experiment.dense], None)
-    title = f"{experiment.name}: ablation of CSP's parts (test WER)"
+    dense = Entry([experiment.dense], None)
+    title = f"{experiment.name}: ablation of {method_title(entries[0][1])}'s parts (test WER)"
     table = Table(title, experiment.name, "ablation", experiment.sparsities, dense)
     table.rows = _rows(experiment, entries, dense.wer_mean)
     return table
@@ -184,12 +193,12 @@ def ablation_table(experiment: Experiment) -> Table | None:
 
 @dataclass
 class Pairing:
-    """CSP against the best baseline at one target sparsity, seed by seed."""
+    """The proposed method against the best baseline at one target sparsity, seed by seed."""
 
     sparsity: float
     baseline: str | None
     seeds: list[int]
-    differences: list[float]  # CSP's test WER − the baseline's, per shared seed
+    differences: list[float]  # the proposed method's test WER − the baseline's, per seed
     verdict: str
 
     @property
@@ -205,55 +214,65 @@ class Pairing:
         return sum(difference < 0 for difference in self.differences)
 
 
-def _verdict(sparsity: float, baseline: str, differences: list[float]) -> str:
+def _verdict(sparsity: float, proposed: str, baseline: str, differences: list[float]) -> str:
     n = len(differences)
     mean = sum(differences) / n
     at = f"At target sparsity {sparsity:g}"
     spread = "one seed, so no spread: not conclusive" if n == 1 else f"{n} seeds"
     if mean > 0:
         return (
-            f"{at}, CSP does not win: its test WER is {mean:.3f} higher than {baseline}'s "
-            f"({spread})."
+            f"{at}, {proposed} does not win: its test WER is {mean:.3f} higher than "
+            f"{baseline}'s ({spread})."
         )
     if mean == 0:
-        return f"{at}, CSP does not win: it ties with {baseline} ({spread})."
+        return f"{at}, {proposed} does not win: it ties with {baseline} ({spread})."
     wins = sum(difference < 0 for difference in differences)
     if wins < n:
         return (
-            f"{at}, CSP is {-mean:.3f} better than {baseline} on average but wins on only "
-            f"{wins} of {n} seeds."
+            f"{at}, {proposed} is {-mean:.3f} better than {baseline} on average but wins on "
+            f"only {wins} of {n} seeds."
         )
-    return f"{at}, CSP wins: its test WER is {-mean:.3f} lower than {baseline}'s ({spread})."
+    return f"{at}, {proposed} wins: its test WER is {-mean:.3f} lower than {baseline}'s ({spread})."
 
 
 def paired_comparison(table: Table) -> list[Pairing]:
-    """Per sparsity: CSP's seeds paired with those of the baseline with the lowest mean WER."""
-    csp = next((row for row in table.rows if row.label == "csp"), None)
-    baselines = [row for row in table.rows if row.label == row.method and row.method in BASELINES]
-    if csp is None or not baselines:
+    """Per sparsity: the proposed method's seeds paired with those of the compared method
+    (baseline, floor or peer) with the lowest mean WER."""
+    proposed = next(
+        (
+            row
+            for row in table.rows
+            if row.label == row.method and role(row.method) == Role.PROPOSED
+        ),
+        None,
+    )
+    compared = [
+        row
+        for row in table.rows
+        if row.label == row.method and role(row.method) not in (None, Role.PROPOSED)
+    ]
+    if proposed is None or not compared:
         return []
     pairings = []
     for sparsity in table.sparsities:
-        ranked = [(row.cells[sparsity].wer_mean, row) for row in baselines]
+        ranked = [(row.entries[sparsity].wer_mean, row) for row in compared]
         ranked = [(mean, row) for mean, row in ranked if mean is not None]
-        csp_runs = {run.seed: run for run in csp.cells[sparsity].finished}
-        if not ranked or not csp_runs:
-            missing = "CSP" if not csp_runs else "every baseline"
+        own_runs = {run.seed: run for run in proposed.entries[sparsity].complete}
+        if not ranked or not own_runs:
+            missing = proposed.name if not own_runs else "every baseline"
             verdict = f"At target sparsity {sparsity:g}, no comparison: {missing} has no result."
             pairings.append(Pairing(sparsity, None, [], [], verdict))
             continue
         best = min(ranked, key=lambda pair: pair[0])[1]
-        base_runs = {run.seed: run for run in best.cells[sparsity].finished}
-        seeds = sorted(set(csp_runs) & set(base_runs))
-        differences = [
-            csp_runs[s].result["test_wer"] - base_runs[s].result["test_wer"] for s in seeds
-        ]
+        base_runs = {run.seed: run for run in best.entries[sparsity].complete}
+        seeds = sorted(set(own_runs) & set(base_runs))
+        differences = [own_runs[s].result.test_wer - base_runs[s].result.test_wer for s in seeds]
         if not seeds:
             verdict = (
-                f"At target sparsity {sparsity:g}, no comparison: CSP and {best.name} "
-                "share no finished seed."
+                f"At target sparsity {sparsity:g}, no comparison: {proposed.name} and "
+                f"{best.name} share no complete seed."
             )
         else:
-            verdict = _verdict(sparsity, best.name, differences)
+            verdict = _verdict(sparsity, proposed.name, best.name, differences)
         pairings.append(Pairing(sparsity, best.name, seeds, differences, verdict))
     return pairings

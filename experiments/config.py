@@ -7,49 +7,34 @@ reports every invalid field by its dotted path before any work starts.
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
+import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
+from experiments.files import ConfigError, read_yaml
 from lightning_modules.asr.presets import PRESETS, RNNTConfig, model_config
+from lightning_modules.data.readers import CorpusSection, corpus_section
+from lightning_modules.pruning.methods import METHODS
+from lightning_modules.pruning.registry import option_schema
+from lightning_modules.pruning.schedules import SparsitySchedule
 
 
 class StrictModel(BaseModel):
     # inf stays inf in config.yaml (`.inf`), not null: ε = ∞ is a real CSP setting
     model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
-
-
-class ManifestCorpus(StrictModel):
-    """Any corpus written as a manifest.jsonl (see lightning_modules/data/manifest.py)."""
-
-    kind: Literal["manifest"] = "manifest"
-    path: Path
-
-
-class LibriSpeechCorpus(StrictModel):
-    """LibriSpeech-layout folders on disk, per split (e.g. train-clean-100, dev-clean)."""
-
-    kind: Literal["librispeech"] = "librispeech"
-    train: list[Path] = Field(min_length=1)
-    dev: list[Path] = Field(min_length=1)
-    test: list[Path] = Field(min_length=1)
-
-
-class SynthCorpus(StrictModel):
-    """The default corpus, rendered offline by TTS into `dir` if it is not there yet."""
-
-    kind: Literal["synth"] = "synth"
-    size: Literal["tiny", "small", "large"] = "small"
-    seed: int = Field(0, ge=0)
-    dir: Path = Path("data/small")
-
-
-CorpusConfig = Annotated[
-    ManifestCorpus | LibriSpeechCorpus | SynthCorpus, Field(discriminator="kind")
-]
 
 
 class ModelSection(StrictModel):
@@ -101,18 +86,29 @@ class TrainerSection(StrictModel):
     beam_width: int = Field(0, ge=0, description="beam search for the final test (0: greedy)")
 
 
-class ScheduleSection(StrictModel):
-    """When the pruning happens, on the optimizer-step clock (see pruning/schedules.py)."""
+def _schedule_fields() -> dict[str, Any]:
+    """The fields of `SparsitySchedule` but its final sparsity (the pruning section's)."""
+    hints = typing.get_type_hints(SparsitySchedule)
+    return {
+        field.name: (
+            hints[field.name],
+            ... if field.default is dataclasses.MISSING else field.default,
+        )
+        for field in dataclasses.fields(SparsitySchedule)
+        if field.name != "final"
+    }
 
-    kind: Literal["one_shot", "linear", "cubic"] = "cubic"
-    start: int = Field(0, ge=0, description="t0: first mask update")
-    end: int = Field(ge=0, description="t1: last mask update; fine-tuning follows")
-    every: int = Field(10, ge=1, description="Δt: steps between mask updates")
-    initial: float = Field(0.0, ge=0, lt=1)
+
+ScheduleSection = create_model(
+    "ScheduleSection",
+    __base__=StrictModel,
+    __doc__="When the pruning happens: `SparsitySchedule`'s fields (pruning/schedules.py).",
+    **_schedule_fields(),
+)
 
 
 class PruningSection(StrictModel):
-    """A pruning method (by its table name), its target sparsity and its own options."""
+    """A pruning method (by its registered name), its target sparsity and its own options."""
 
     method: str
     sparsity: float = Field(ge=0, lt=1, description="absolute target of every pruned tensor")
@@ -124,35 +120,28 @@ class PruningSection(StrictModel):
     @field_validator("method")
     @classmethod
     def _known_method(cls, value: str) -> str:
-        from lightning_modules.pruning.methods import METHODS
-
         if value not in METHODS:
             raise ValueError(f"unknown pruning method {value!r}; choose one of {sorted(METHODS)}")
         return value
 
     @model_validator(mode="after")
     def _constructible(self) -> PruningSection:
-        try:  # every option is checked by the method itself, before any work
-            self.build(seed=0)
-        except TypeError as error:  # an option of the wrong kind
-            raise ValueError(str(error)) from None
+        try:  # the options against the method's schema, then by the method itself
+            option_schema(METHODS[self.method]).model_validate(self.options)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+            )
+            known = sorted(option_schema(METHODS[self.method]).model_fields) or "none"
+            raise ValueError(f"{self.method} options: {problems} (known: {known})") from None
+        self.build(seed=0)
         return self
 
     def build(self, seed: int) -> Any:
         """The method's Lightning callback."""
-        from lightning_modules.pruning.methods import METHODS
-        from lightning_modules.pruning.schedules import SparsitySchedule
-
-        method = METHODS[self.method]
-        known = set(inspect.signature(method.__init__).parameters) - {"self", "schedule", "seed"}
-        known -= {"include", "exclude"}
-        unknown = sorted(set(self.options) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown option(s) {unknown} for {self.method}; known: {sorted(known) or 'none'}"
-            )
+        options = option_schema(METHODS[self.method]).model_validate(self.options)
         schedule = SparsitySchedule(final=self.sparsity, **self.schedule.model_dump())
-        return method(schedule, self.include, self.exclude, seed, **self.options)
+        return METHODS[self.method](schedule, self.include, self.exclude, seed, **dict(options))
 
 
 class TrackingSection(StrictModel):
@@ -175,7 +164,10 @@ class TrackingSection(StrictModel):
 class ExperimentConfig(StrictModel):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = Field(0, ge=0)
-    corpus: CorpusConfig = Field(default_factory=SynthCorpus)
+    corpus: SerializeAsAny[CorpusSection] = Field(
+        default_factory=lambda: corpus_section({}),
+        description="a registered corpus kind's section (lightning_modules/data/readers/)",
+    )
     model: ModelSection = Field(default_factory=ModelSection)
     data: DataSection = Field(default_factory=DataSection)
     optim: OptimSection = Field(default_factory=OptimSection)
@@ -186,9 +178,21 @@ class ExperimentConfig(StrictModel):
     )
     tracking: TrackingSection = Field(default_factory=TrackingSection)
 
+    @field_validator("corpus", mode="before")
+    @classmethod
+    def _corpus_of_its_kind(cls, value: Any) -> CorpusSection:
+        return corpus_section(value)
 
-class ConfigError(ValueError):
-    """An experiment config that cannot run; the message names the file and the field."""
+
+def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set `a.b.c` in nested dicts, making the sections on the way."""
+    node = raw
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{key}: {part!r} is not a config section")
+    node[leaf] = value
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -197,29 +201,16 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected key=value (e.g. trainer.max_steps=500)")
-        node = raw
-        *parents, leaf = key.split(".")
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {item!r}: {part!r} is not a section")
-            node = child
-        node[leaf] = yaml.safe_load(value)
+        try:
+            set_dotted(raw, key, yaml.safe_load(value))
+        except ConfigError as error:
+            raise ConfigError(f"--set {item!r}: {error}") from None
     return raw
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read, override and validate an experiment config."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    raw = apply_overrides(raw, overrides or [])
+    raw = apply_overrides(read_yaml(path, "config file"), overrides or [])
     try:
         config = ExperimentConfig.model_validate(raw)
     except ValidationError as error:

@@ -1,77 +1,115 @@
-"""Plain local run records: metrics as JSONL, results as JSON; what analysis reads."""
+"""Run records: the one owner of what a run folder holds and what state a run is in.
+
+Every run (a dense model, a grid cell, a sweep trial) is a folder:
+
+    config.yaml     the resolved config            metrics.jsonl   the metrics stream
+    result.json     `RunResult`, once it ended     failed.json     why it raised, if it did
+    checkpoints/    last.ckpt (and best-*.ckpt)    model.packed    the packed final weights
+
+A grid (`csp reproduce`) is a folder `runs/GRID` with `grid.yaml` (what it holds), `results.json`
+(what it got), `dense/` (or the dense folder of the grid it shares it with) and one folder per
+cell, `LABEL-sSPARSITY-seedSEED`. A *cell* is always one run; the table aggregates cells over
+seeds.
+
+A run's state (`run_state`) is one of:
+
+- `complete`: it wrote result.json and every logged loss is finite;
+- `diverged`: it wrote result.json, but a loss (or its test WER) is NaN or infinite;
+- `failed`: it raised (`failed.json` holds the reason and the traceback);
+- `unfinished`: its folder exists but it has not ended (killed, or still running);
+- `not run`: no folder yet.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from argparse import Namespace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from lightning.pytorch.loggers.logger import Logger
-from lightning.pytorch.utilities import rank_zero_only
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from experiments.files import ConfigError, read_yaml
+from experiments.metrics import read_metrics
+
+RunStatus = Literal["complete", "diverged", "failed", "unfinished", "not run"]
+ENDED: tuple[RunStatus, ...] = ("complete", "diverged")
+"""States in which result.json exists."""
+
+CONFIG = "config.yaml"
+METRICS = "metrics.jsonl"
+RESULT = "result.json"
+FAILED = "failed.json"
+CHECKPOINTS = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+PACKED = "model.packed"
+GRID_RECORD = "grid.yaml"
+GRID_RESULTS = "results.json"
+DENSE = "dense"
 
 
-class JsonlLogger(Logger):
-    """A Lightning logger appending one JSON line per logging call to `path`.
+class RecordError(ValueError):
+    """A run record that cannot be read; the message names the file and the field."""
 
-    `resume_step` drops lines logged after that step, so a run resumed from a checkpoint
-    does not hold the metrics of the steps it is about to redo.
-    """
 
-    def __init__(self, path: str | Path, resume_step: int | None = None) -> None:
-        super().__init__()
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if resume_step is not None and self.path.exists():
-            kept = [
-                line
-                for line in self.path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line)["step"] <= resume_step
-            ]
-            self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+class RunResult(BaseModel):
+    """result.json: what a run ended with. Sizes and sparsity are read from the saved
+    weights (`csp audit`), never from the config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["complete", "diverged"] = "complete"
+    reason: str | None = None
+    name: str
+    seed: int
+    params: int
+    steps: int
+    train_wall_s: float
+    resumed: bool
+    checkpoint: str
+    dev_wer: float
+    test_wer: float
+    test_wer_beam: float | None = None
+    utterances: dict[str, int]
+    hours: dict[str, float]
+    method: str | None = None
+    target_sparsity: float | None = None
+    realized_sparsity: float | None = None
+    model_sparsity: float | None = None
+    sparsity_per_tensor: dict[str, float] | None = None
+    dense_bytes: int | None = None
+    packed_bytes: int | None = None
+    early_stopped_at_step: int | None = None
 
     @property
-    def name(self) -> str:
-        return "jsonl"
+    def pruned(self) -> bool:
+        return self.method is not None
+
+
+@dataclass
+class RunState:
+    """Where a run stands, why (for anything but complete), and its result if it ended."""
+
+    status: RunStatus
+    reason: str | None = None
+    result: RunResult | None = None
 
     @property
-    def version(self) -> str:
-        return "0"
-
-    @rank_zero_only
-    def log_hyperparams(
-        self, params: dict[str, Any] | Namespace, *args: Any, **kwargs: Any
-    ) -> None:
-        """Hyperparameters live in the run's config.yaml, not in the metrics stream."""
-
-    @rank_zero_only
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        record = {"step": step, **{key: float(value) for key, value in metrics.items()}}
-        with self.path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(record) + "\n")
-
-
-def read_metrics(path: str | Path) -> list[dict[str, float]]:
-    """The records a `JsonlLogger` wrote, in order; a broken line is a ValueError that
-    names the file and the line."""
-    records = []
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: not a JSON record ({error})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
-            raise ValueError(f"{path}:{number}: a metrics record needs an integer 'step'")
-        records.append(record)
-    return records
+    def note(self) -> str:
+        """`unfinished: step 12/24`, `diverged: train_loss nan at step 3`, `not run`."""
+        return f"{self.status}: {self.reason}" if self.reason else self.status
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
     Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise RecordError(f"{path}: not valid JSON ({error})") from None
 
 
 def divergence(metrics: list[dict[str, float]]) -> str | None:
@@ -79,5 +117,82 @@ def divergence(metrics: list[dict[str, float]]) -> str | None:
     for record in metrics:
         for key in ("train_loss", "dev_loss"):
             if key in record and not math.isfinite(record[key]):
-                return f"diverged: {key} {record[key]} at step {record['step']}"
+                return f"{key} {record[key]} at step {record['step']}"
     return None
+
+
+def ended_status(result: RunResult, metrics: list[dict[str, float]]) -> RunState:
+    """The state of a run that wrote its result: complete, or diverged and why."""
+    reason = divergence(metrics)
+    if reason is None and not math.isfinite(result.test_wer):
+        reason = "test WER is not a number"
+    return RunState("diverged" if reason else "complete", reason, result)
+
+
+def write_result(run_dir: Path, result: RunResult) -> RunResult:
+    """Write result.json with the status the run's metrics give it; returns what was written."""
+    metrics = run_dir / METRICS
+    state = ended_status(result, read_metrics(metrics) if metrics.is_file() else [])
+    result = result.model_copy(update={"status": state.status, "reason": state.reason})
+    write_json(run_dir / RESULT, result.model_dump())
+    return result
+
+
+def read_result(run_dir: Path) -> RunResult | None:
+    """The run's result.json, or None if it has not ended."""
+    path = run_dir / RESULT
+    if not path.is_file():
+        return None
+    try:
+        return RunResult.model_validate(read_json(path))
+    except ValidationError as error:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise RecordError(f"{path}: not a run result ({fields})") from None
+
+
+def run_state(run_dir: Path, metrics: list[dict[str, float]] | None = None) -> RunState:
+    """The state of the run in `run_dir` (see the module docstring).
+
+    `metrics` replaces metrics.jsonl (a reader that found the history elsewhere, in W&B).
+    """
+    if metrics is None:
+        path = run_dir / METRICS
+        try:
+            metrics = read_metrics(path) if path.is_file() else []
+        except ValueError as error:
+            raise RecordError(str(error)) from None
+    result = read_result(run_dir)
+    if result is not None:
+        return ended_status(result, metrics)
+    if (run_dir / FAILED).is_file():
+        return RunState("failed", read_json(run_dir / FAILED).get("reason", "?"))
+    if run_dir.is_dir():
+        steps = [row["step"] for row in metrics]
+        total = "?"
+        if (run_dir / CONFIG).is_file():
+            try:
+                total = read_yaml(run_dir / CONFIG).get("trainer", {}).get("max_steps", "?")
+            except ConfigError as error:
+                raise RecordError(str(error)) from None
+        return RunState("unfinished", f"step {max(steps) if steps else 0}/{total}")
+    return RunState("not run")
+
+
+def record_failure(run_dir: Path, reason: str, traceback: str) -> None:
+    """failed.json: the run raised; the next attempt clears it (`clear_failure`)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / FAILED, {"reason": reason, "traceback": traceback})
+
+
+def clear_failure(run_dir: Path) -> None:
+    (run_dir / FAILED).unlink(missing_ok=True)
+
+
+def cell_dir_name(label: str, sparsity: float, seed: int) -> str:
+    """The folder of one cell of a grid: `LABEL-sSPARSITY-seedSEED`."""
+    return f"{label}-s{sparsity:g}-seed{seed}"
+
+
+def dense_dir(runs_dir: Path, dense_owner: str) -> Path:
+    """The dense model of grid `dense_owner` (a grid may share another grid's)."""
+    return runs_dir / dense_owner / DENSE

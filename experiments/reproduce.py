@@ -1,6 +1,12 @@
 """`csp reproduce`: the paper comparison as one command.
 
-A grid file (`experiments/grids/PRESET.yaml`) names the dense model and its budget, the pruning
+Usage (see `csp reproduce --help`):
+
+    csp reproduce                         # the default grid, experiments/grids/default.yaml
+    csp reproduce --grid tiny|paper|FILE  # another grid
+    csp reproduce --corpus /data/LibriSpeech
+
+A grid file (`experiments/grids/NAME.yaml`) names the dense model and its budget, the pruning
 budget shared by every method, the methods with their options, the target sparsities and the
 seeds. The protocol of docs/csp.md follows from it:
 
@@ -16,10 +22,9 @@ Every config is built and validated before any training starts.
 from __future__ import annotations
 
 import copy
-import json
 import re
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +38,24 @@ from experiments.config import (
     StrictModel,
     format_validation_error,
 )
-from experiments.records import divergence, read_metrics, write_json
+from experiments.files import read_yaml
+from experiments.records import (
+    GRID_RECORD,
+    GRID_RESULTS,
+    RunResult,
+    RunState,
+    cell_dir_name,
+    clear_failure,
+    dense_dir,
+    read_result,
+    record_failure,
+    run_state,
+    write_json,
+)
+from experiments.train import check_run_dir, load_corpus, train
 
 GRIDS = Path(__file__).resolve().parent / "grids"
-PRESETS = ("tiny", "small", "paper")
-FAILED = "failed.json"
+"""The shipped grids: tiny (tests), default (the main job on a 2-core CPU), paper, ablation."""
 
 
 class GridSpec(StrictModel):
@@ -90,10 +108,6 @@ def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = copy.deepcopy(value)
     return merged
-
-
-def cell_dir_name(label: str, sparsity: float, seed: int) -> str:
-    return f"{label}-s{sparsity:g}-seed{seed}"
 
 
 class Grid:
@@ -150,7 +164,7 @@ class Grid:
     @property
     def dense_dir(self) -> Path:
         """runs/GRID/dense, or the folder of the grid named by `dense_from`."""
-        return self.root.parent / self.dense_owner / "dense"
+        return dense_dir(self.root.parent, self.dense_owner)
 
     def cell_configs(self, dense_checkpoint: Path) -> Iterator[tuple[Path, ExperimentConfig]]:
         for directory, raw in self.cells:
@@ -160,10 +174,14 @@ class Grid:
             )
 
 
+def grid_path(name_or_path: str | Path) -> Path:
+    """A shipped grid by name (`tiny`, `default`, `paper`, `ablation`), else a grid file."""
+    shipped = GRIDS / f"{name_or_path}.yaml"
+    return shipped if shipped.is_file() else Path(name_or_path)
+
+
 def load_grid(path: Path, runs_dir: Path, corpus: dict[str, Any] | None = None) -> Grid:
-    if not path.is_file():
-        raise ConfigError(f"{path}: grid file not found")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = read_yaml(path, "grid file")
     try:
         spec = GridSpec.model_validate(raw)
     except ValidationError as error:
@@ -171,100 +189,63 @@ def load_grid(path: Path, runs_dir: Path, corpus: dict[str, Any] | None = None) 
     return Grid(spec, runs_dir, corpus)
 
 
-def corpus_from_path(path: Path) -> dict[str, Any]:
-    """`--corpus`: a manifest.jsonl, a folder holding one, or a LibriSpeech root."""
-    if path.is_file():
-        return {"kind": "manifest", "path": str(path)}
-    if (path / "manifest.jsonl").is_file():
-        return {"kind": "manifest", "path": str(path / "manifest.jsonl")}
-    parts = {"train": "train-clean-100", "dev": "dev-clean", "test": "test-clean"}
-    if all((path / part).is_dir() for part in parts.values()):
-        return {"kind": "librispeech", **{s: [str(path / p)] for s, p in parts.items()}}
-    raise ConfigError(
-        f"--corpus {path}: neither a manifest.jsonl, a folder with one, nor a LibriSpeech root "
-        f"with {', '.join(parts.values())}"
-    )
-
-
-def finished_result(run_dir: Path) -> dict[str, Any] | None:
-    """The run's result.json if it finished, else None."""
-    result = run_dir / "result.json"
-    return json.loads(result.read_text(encoding="utf-8")) if result.is_file() else None
-
-
-def _train_cell(config: ExperimentConfig, directory: Path, train: Any) -> dict[str, Any]:
+def _train_cell(config: ExperimentConfig, directory: Path) -> RunState:
     """Train one cell; one that raises is recorded in `failed.json` and the grid goes on.
 
     The next invocation tries a failed cell again (it resumes from its last checkpoint).
     """
-    failed = directory / FAILED
-    failed.unlink(missing_ok=True)
+    clear_failure(directory)
     try:
-        return train(config, directory, resume=True)
+        train(config, directory, resume=True)
     except Exception as error:  # any failure of one cell is that cell's record
-        reason = f"{type(error).__name__}: {error}".strip()
-        directory.mkdir(parents=True, exist_ok=True)
-        write_json(failed, {"reason": reason, "traceback": traceback.format_exc()})
-        return {"status": "failed", "reason": reason}
-
-
-def _cell_status(directory: Path, result: dict[str, Any]) -> dict[str, Any]:
-    """A finished cell whose loss became NaN or infinite is a failed one: it diverged."""
-    if "status" in result:
-        return {}
-    metrics = directory / "metrics.jsonl"
-    reason = divergence(read_metrics(metrics)) if metrics.is_file() else None
-    return {"status": "failed", "reason": reason} if reason else {"status": "finished"}
+        record_failure(
+            directory, f"{type(error).__name__}: {error}".strip(), traceback.format_exc()
+        )
+    return run_state(directory)
 
 
 def check_dense(grid: Grid) -> None:
     """Before any work: the corpus renders and reads, and a dense model already in the
     grid's dense folder was trained with this grid's dense config (an edited or shared grid
     would otherwise reuse another model silently)."""
-    from experiments.train import check_run_dir, load_corpus
-
     check_run_dir(grid.dense, grid.dense_dir, resume=True)
     load_corpus(grid.dense)
 
 
-def dense_result(grid: Grid, log: Any = print) -> dict[str, Any]:
-    """The dense model's result: reused when finished, else trained (or resumed)."""
-    from experiments.train import train
-
-    dense = finished_result(grid.dense_dir)
+def dense_result(grid: Grid, log: Callable[[str], None] = print) -> RunResult:
+    """The dense model's result: reused when it ended, else trained (or resumed)."""
+    dense = read_result(grid.dense_dir)
     if dense is not None:
-        log(f"dense model: finished, reused from {grid.dense_dir}")
+        log(f"dense model: complete, reused from {grid.dense_dir}")
         return dense
     log(f"dense model: training in {grid.dense_dir}")
     return train(grid.dense, grid.dense_dir, resume=True)
 
 
-def run_grid(grid: Grid, log: Any = print) -> dict[str, Any]:
-    """Train what is not finished yet; return the dense result and every cell's result.
+def run_grid(grid: Grid, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train what has not ended yet; return the dense result and every cell's state.
 
     `grid.yaml` in the grid folder records which cells the grid holds, so a report can show
-    the ones that never ran. A cell that fails or diverges is recorded with `status: failed`
-    and its reason; the other cells still run.
+    the ones that never ran. A cell that raises or diverges is recorded with its state and
+    reason; the other cells still run.
     """
-    from experiments.train import train
-
     check_dense(grid)
     grid.root.mkdir(parents=True, exist_ok=True)
     spec = {**grid.spec.model_dump(mode="json"), "dense": grid.dense.model_dump(mode="json")}
-    (grid.root / "grid.yaml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    (grid.root / GRID_RECORD).write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     dense = dense_result(grid, log)
     cells = []
-    configs = list(grid.cell_configs(Path(dense["checkpoint"])))
+    configs = list(grid.cell_configs(Path(dense.checkpoint)))
     for index, (directory, config) in enumerate(configs, start=1):
-        result = finished_result(directory)
-        if result is None:
-            log(f"cell {index}/{len(configs)}: {directory.name}: training")
-            result = _train_cell(config, directory, train)
+        where = f"cell {index}/{len(configs)}: {directory.name}"
+        state = run_state(directory)
+        if state.result is None:
+            log(f"{where}: training")
+            state = _train_cell(config, directory)
         else:
-            log(f"cell {index}/{len(configs)}: {directory.name}: finished, skipped")
-        result = {**result, **_cell_status(directory, result)}
-        if result["status"] == "failed":
-            log(f"cell {index}/{len(configs)}: {directory.name}: failed: {result['reason']}")
+            log(f"{where}: {state.status}, skipped")
+        if state.status != "complete":
+            log(f"{where}: {state.note}")
         assert config.pruning is not None
         cells.append(
             {
@@ -273,40 +254,18 @@ def run_grid(grid: Grid, log: Any = print) -> dict[str, Any]:
                 "method": config.pruning.method,
                 "target_sparsity": config.pruning.sparsity,
                 "seed": config.seed,
-                **result,
+                **(state.result.model_dump() if state.result is not None else {}),
+                "status": state.status,
+                "reason": state.reason,
             }
         )
-    summary = {"grid": grid.spec.name, "dense": {"run_dir": str(grid.dense_dir), **dense}}
-    summary["cells"] = cells
-    write_json(grid.root / "results.json", summary)
+    summary = {
+        "grid": grid.spec.name,
+        "dense": {"run_dir": str(grid.dense_dir), **dense.model_dump()},
+        "cells": cells,
+    }
+    write_json(grid.root / GRID_RESULTS, summary)
     return summary
-
-
-def results_table(summary: dict[str, Any]) -> str:
-    """Test WER (mean over finished seeds) and realized sparsity per label × target sparsity."""
-    dense = summary["dense"]
-    sparsities = sorted({cell["target_sparsity"] for cell in summary["cells"]})
-    methods = list(dict.fromkeys(cell["label"] for cell in summary["cells"]))
-    header = "| method | " + " | ".join(f"s={s:g}: test WER (realized)" for s in sparsities) + " |"
-    lines = [header, "|" + "---|" * (len(sparsities) + 1)]
-    lines.append(f"| dense | {dense['test_wer']:.3f} (0.000) |" + " |" * (len(sparsities) - 1))
-    for method in methods:
-        row = []
-        for sparsity in sparsities:
-            same = [
-                c
-                for c in summary["cells"]
-                if c["label"] == method and c["target_sparsity"] == sparsity
-            ]
-            chosen = [c for c in same if c["status"] == "finished"]
-            if not chosen:
-                row.append("failed" if same else "missing")
-                continue
-            wer = sum(c["test_wer"] for c in chosen) / len(chosen)
-            realized = sum(c["realized_sparsity"] for c in chosen) / len(chosen)
-            row.append(f"{wer:.3f} ({realized:.3f})")
-        lines.append(f"| {method} | " + " | ".join(row) + " |")
-    return "\n".join(lines)
 
 
 def wandb_run_dirs(summary: dict[str, Any]) -> list[Path]:

@@ -31,35 +31,32 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 
 from experiments.config import ConfigError, ExperimentConfig, dump_config
+from experiments.metrics import JsonlLogger
 from experiments.provenance import provenance
-from experiments.records import JsonlLogger, write_json
+from experiments.records import (
+    CHECKPOINTS,
+    CONFIG,
+    LAST_CHECKPOINT,
+    METRICS,
+    PACKED,
+    RunResult,
+    write_json,
+    write_result,
+)
 from experiments.tracking import finish_tracking, wandb_logger
 from lightning_modules.asr.module import RNNTSpeechRecognizer
+from lightning_modules.asr.rnnt import bf16_lstm_runs_on_this_cpu
 from lightning_modules.data.datamodule import SpeechDataModule
-from lightning_modules.data.librispeech import read_librispeech
-from lightning_modules.data.manifest import Utterance, read_manifest
+from lightning_modules.data.manifest import Utterance
 from lightning_modules.data.validation import validate_corpus
-from lightning_modules.pruning.audit import audit, export_packed
-
-LAST_CHECKPOINT = "last.ckpt"
+from lightning_modules.pruning.audit import audit
+from lightning_modules.pruning.export import export_packed
 
 
 def load_corpus(config: ExperimentConfig) -> list[Utterance]:
-    """The run's utterances, rendered first if it is the synthetic corpus, then validated."""
-    corpus = config.corpus
-    if corpus.kind == "manifest":
-        utterances = read_manifest(corpus.path)
-    elif corpus.kind == "librispeech":
-        utterances = [
-            utterance
-            for split in ("train", "dev", "test")
-            for utterance in read_librispeech(getattr(corpus, split), split)
-        ]
-    else:
-        from lightning_modules.data.synth import render_corpus
-
-        utterances = read_manifest(render_corpus(corpus.dir, size=corpus.size, seed=corpus.seed))
-    return validate_corpus(utterances)
+    """The run's utterances, read by its corpus kind (rendered first if it is the synthetic
+    corpus), then validated."""
+    return validate_corpus(config.corpus.read())
 
 
 def is_launching_process() -> bool:
@@ -76,8 +73,8 @@ def check_run_dir(config: ExperimentConfig, run_dir: Path, resume: bool) -> Path
     checkpoint (or starts, if it was stopped before the first one), and an empty or absent
     one starts. Without it, an existing run is an error.
     """
-    last = run_dir / "checkpoints" / LAST_CHECKPOINT
-    saved_config = run_dir / "config.yaml"
+    last = run_dir / CHECKPOINTS / LAST_CHECKPOINT
+    saved_config = run_dir / CONFIG
     if not saved_config.exists():
         return None
     if not resume:
@@ -103,7 +100,7 @@ def build_trainer(
     extra_callbacks: Sequence[pl.Callback] = (),
 ) -> tuple[pl.Trainer, ModelCheckpoint | None]:
     """The Lightning trainer of a run, with its loggers, checkpoints and pruning callback."""
-    checkpoints = run_dir / "checkpoints"
+    checkpoints = run_dir / CHECKPOINTS
     callbacks: list[pl.Callback] = list(extra_callbacks)
     if config.pruning is not None:
         callbacks.append(config.pruning.build(config.seed))
@@ -122,9 +119,7 @@ def build_trainer(
         )
         callbacks.append(best)
     loggers: list[Logger] = [
-        JsonlLogger(
-            run_dir / "metrics.jsonl", resume_step=resume_step if is_launching_process() else None
-        )
+        JsonlLogger(run_dir / METRICS, resume_step=resume_step if is_launching_process() else None)
     ]
     tracker = wandb_logger(config, run_dir)
     if tracker is not None:
@@ -166,6 +161,17 @@ def check_start_weights(config: ExperimentConfig) -> None:
         raise ConfigError(f"init_from: {config.init_from}: checkpoint not found")
 
 
+def check_precision(config: ExperimentConfig) -> None:
+    """bf16 on a CPU whose oneDNN cannot run bf16 LSTMs fails at the first batch: say so now."""
+    t = config.trainer
+    on_cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
+    if "bf16" in t.precision and on_cpu and not bf16_lstm_runs_on_this_cpu():
+        raise ConfigError(
+            f"trainer.precision: {t.precision} cannot run this model's LSTMs on this CPU "
+            "(oneDNN's bf16 LSTM needs AVX-512); use 32-true here, or a GPU"
+        )
+
+
 def size_record(checkpoint: Path, packed: Path) -> dict[str, Any]:
     """Sparsity and size read back from the saved weights, never from the config."""
     report = audit(checkpoint)
@@ -199,7 +205,7 @@ def train(
     run_dir: str | Path,
     resume: bool = False,
     callbacks: Sequence[pl.Callback] = (),
-) -> dict[str, Any]:
+) -> RunResult:
     """Train (or resume) one run, evaluate the best checkpoint on dev and test, record it all.
 
     `callbacks` join the run's own (a sweep's trial early stopping). Everything that can be
@@ -211,13 +217,14 @@ def train(
     if owner:
         checkpoint = check_run_dir(config, run_dir, resume)
     else:  # the launching process has checked the run directory and written its records
-        last = run_dir / "checkpoints" / LAST_CHECKPOINT
+        last = run_dir / CHECKPOINTS / LAST_CHECKPOINT
         checkpoint = last if resume and last.is_file() else None
     check_start_weights(config)
+    check_precision(config)
     utterances = load_corpus(config)
     if owner:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+        (run_dir / CONFIG).write_text(dump_config(config), encoding="utf-8")
         write_json(run_dir / "provenance.json", provenance())
 
     pl.seed_everything(config.seed, workers=True)
@@ -245,38 +252,37 @@ def fit_and_evaluate(
     module: RNNTSpeechRecognizer,
     data: SpeechDataModule,
     checkpoint: Path | None,
-) -> dict[str, Any]:
+) -> RunResult:
     """Fit, save the last checkpoint, evaluate the chosen one on dev and test, record it."""
     started = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=checkpoint)
     train_wall_s = time.perf_counter() - started
-    last = run_dir / "checkpoints" / LAST_CHECKPOINT
+    last = run_dir / CHECKPOINTS / LAST_CHECKPOINT
     trainer.save_checkpoint(last)
 
     chosen = (best.best_model_path if best else "") or str(last)
     dev = trainer.validate(module, datamodule=data, ckpt_path=chosen, verbose=False)[0]
     test = trainer.test(module, datamodule=data, ckpt_path=chosen, verbose=False)[0]
-    result = {
-        "name": config.name,
-        "seed": config.seed,
-        "params": sum(p.numel() for p in module.parameters()),
-        "steps": trainer.global_step,
-        "train_wall_s": train_wall_s,
-        "resumed": checkpoint is not None,
-        "checkpoint": chosen,
-        "dev_wer": dev["dev_wer"],
-        "test_wer": test["test_wer"],
-        "utterances": {split: len(items) for split, items in data.splits.items()},
-        "hours": {
+    pruning = config.pruning
+    result = RunResult(
+        name=config.name,
+        seed=config.seed,
+        params=sum(p.numel() for p in module.parameters()),
+        steps=trainer.global_step,
+        train_wall_s=train_wall_s,
+        resumed=checkpoint is not None,
+        checkpoint=chosen,
+        dev_wer=dev["dev_wer"],
+        test_wer=test["test_wer"],
+        test_wer_beam=test.get("test_wer_beam"),
+        utterances={split: len(items) for split, items in data.splits.items()},
+        hours={
             split: sum(u.duration for u in items) / 3600 for split, items in data.splits.items()
         },
-    }
-    if "test_wer_beam" in test:
-        result["test_wer_beam"] = test["test_wer_beam"]
-    if config.pruning is not None:
-        result["method"] = config.pruning.method
-        result["target_sparsity"] = config.pruning.sparsity
+        method=pruning.method if pruning is not None else None,
+        target_sparsity=pruning.sparsity if pruning is not None else None,
+    )
     if trainer.is_global_zero:
-        result.update(size_record(Path(chosen), run_dir / "model.packed"))
-        write_json(run_dir / "result.json", result)
+        result = result.model_copy(update=size_record(Path(chosen), run_dir / PACKED))
+        result = write_result(run_dir, result)
     return result

@@ -1,1 +1,2 @@
-"""Optuna studies over CSP's and the baselines' settings (built with the sweeps issue)."""
+"""Optuna studies over CSP's and the baselines' settings: specs, storage, workers and
+early stopping."""

@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from experiments.config import ConfigError, StrictModel, format_validation_error
+from experiments.files import read_yaml
 
 # What a trial can be chosen by, and in which direction. Test WER is never one of them.
 OBJECTIVES: dict[str, Literal["minimize", "maximize"]] = {
@@ -138,12 +138,7 @@ class SweepSpec(StrictModel):
 def load_spec(path: Path) -> SweepSpec:
     """Read and validate a spec file; relative grid paths are relative to the spec's folder
     first, then to the working directory."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: sweep spec not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    raw = read_yaml(path, "sweep spec")
     try:
         spec = SweepSpec.model_validate(raw)
     except ValidationError as error:
@@ -152,14 +147,3 @@ def load_spec(path: Path) -> SweepSpec:
         beside = (path.parent / spec.grid).resolve()
         spec.grid = beside if beside.is_file() else spec.grid.resolve()
     return spec
-
-
-def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
-    """Set `a.b.c` in nested dicts, making the sections on the way."""
-    node = raw
-    *parents, leaf = key.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"{key}: {part!r} is not a config section")
-    node[leaf] = value

@@ -18,9 +18,10 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from experiments.config import ConfigError, ExperimentConfig
-from experiments.reproduce import Grid, GridSpec, finished_result
-from sweeps.spec import EarlyStoppingSpec, SweepSpec, set_dotted
+from experiments.config import ConfigError, ExperimentConfig, set_dotted
+from experiments.records import read_result
+from experiments.reproduce import Grid, GridSpec, load_grid
+from sweeps.spec import EarlyStoppingSpec, SweepSpec
 from sweeps.storage import open_storage, shown
 
 SPEC_ATTR = "csp.spec"
@@ -32,10 +33,21 @@ DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
 @dataclass
 class Sweep:
+    """A study with its spec and grid, and the storage it was opened from (kept, so the
+    workers read and fail trials through Optuna's public storage API)."""
+
     study: optuna.Study
     spec: SweepSpec
     grid: Grid
     storage_url: str
+    storage: optuna.storages.BaseStorage
+
+    @property
+    def study_id(self) -> int:
+        return self.storage.get_study_id_from_name(self.spec.name)
+
+    def trial_id(self, number: int) -> int:
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
 
     @property
     def trials_dir(self) -> Path:
@@ -51,8 +63,8 @@ class Sweep:
 
     def dense_checkpoint(self) -> Path | None:
         """The grid's finished dense model (absolute path), or None if not trained yet."""
-        result = finished_result(self.grid.dense_dir)
-        return Path(result["checkpoint"]).resolve() if result is not None else None
+        result = read_result(self.grid.dense_dir)
+        return Path(result.checkpoint).resolve() if result is not None else None
 
     def counts(self) -> Counter[str]:
         return Counter(t.state.name for t in self.study.get_trials(deepcopy=False))
@@ -110,8 +122,6 @@ def create_sweep(
 ) -> tuple[Sweep, bool]:
     """Create the study once (workers never race on a fresh database); returns it and
     whether it was new. Creating it again with the same spec is a no-op."""
-    from experiments.reproduce import load_grid
-
     grid = load_grid(spec.grid, runs_dir, corpus)
     check_trial_configs(spec, grid)
     storage = open_storage(storage_url)
@@ -125,12 +135,13 @@ def create_sweep(
                 f"study {spec.name!r} already exists in {shown(storage_url)} with another "
                 "spec; rename the sweep or delete the study"
             )
-        return Sweep(study, spec, grid, storage_url), False
+        return Sweep(study, spec, grid, storage_url, storage), False
     sweep = Sweep(
         optuna.create_study(study_name=spec.name, storage=storage, directions=spec.directions),
         spec,
         grid,
         storage_url,
+        storage,
     )
     sweep.study.set_user_attr(SPEC_ATTR, stored_spec)
     sweep.study.set_user_attr(GRID_ATTR, stored_grid)
@@ -156,7 +167,7 @@ def open_sweep(name: str, storage_url: str, runs_dir: Path, worker: int = 0) -> 
     seed = spec.sampler.seed ^ zlib.crc32(f"{socket.gethostname()}:{worker}".encode())
     study.sampler = make_sampler(spec, seed)
     study.pruner = make_pruner(spec.early_stopping)
-    return Sweep(study, spec, grid, storage_url)
+    return Sweep(study, spec, grid, storage_url, storage)
 
 
 def make_sampler(spec: SweepSpec, seed: int) -> optuna.samplers.BaseSampler:

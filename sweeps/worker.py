@@ -1,10 +1,10 @@
 """Running a study: local worker processes, each running trials until the budget is done.
 
 `csp sweep run NAME --workers K` trains the dense model if it is missing, then starts K
-worker processes (`csp sweep worker`) and prints a progress line; the same command on other
-machines joins the same study through its storage. A worker asks Optuna for a trial and runs
-it as one experiment run in a child process (`csp sweep trial`), so Lightning DDP works inside
-a trial and a killed worker takes its trial's training with it.
+worker processes (`python -m sweeps worker`) and prints a progress line; the same command on
+other machines joins the same study through its storage. A worker asks Optuna for a trial and
+runs it as one experiment run in a child process (`python -m sweeps trial`), so Lightning DDP
+works inside a trial and a killed worker takes its trial's training with it.
 
 Crash safety: a trial left RUNNING by a dead worker is failed and enqueued again with the
 same parameters. On a database, Optuna's heartbeat finds it; on the journal file (which has no
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
-import json
 import math
 import os
 import signal
@@ -29,22 +28,23 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from experiments.config import ConfigError
-from experiments.records import write_json
+from experiments.records import RESULT, RunResult, read_result, write_result
 from experiments.reproduce import check_dense, dense_result
+from experiments.train import is_launching_process, train
+from sweeps.early_stopping import TrialEarlyStopping
 from sweeps.storage import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, MAX_RETRY, is_database
 from sweeps.study import RUN_DIR_ATTR, Sweep, open_sweep, status_report, suggest
 
 WORKER_ATTR = "worker"
 HEARTBEAT_ATTR = "heartbeat"
-EARLY_STOPPED = "early_stopped_at_step"
-CSP = [sys.executable, "-m", "experiments.cli"]
+PROCESS = [sys.executable, "-m", "sweeps"]
+"""The worker and trial processes (`sweeps/__main__.py`)."""
 
 
 class TrialRunFailed(RuntimeError):
@@ -90,17 +90,17 @@ def is_stale(trial: optuna.trial.FrozenTrial, now: float, check_heartbeat: bool)
 
 def fail_stale_trials(sweep: Sweep) -> list[int]:
     """Fail the RUNNING trials whose worker is gone and enqueue each again with its params."""
-    study = sweep.study
-    storage = study._storage
+    study, storage = sweep.study, sweep.storage
     retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
     failed = []
     now = time.time()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not is_stale(trial, now, check_heartbeat=not is_database(sweep.storage_url)):
             continue
-        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+        trial_id = sweep.trial_id(trial.number)
+        if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
             continue  # another worker failed it first
-        retry(study, storage.get_trial(trial._trial_id))
+        retry(study, storage.get_trial(trial_id))
         failed.append(trial.number)
     return failed
 
@@ -140,15 +140,14 @@ def dense_checkpoint(sweep: Sweep, log: Callable[[str], None] = print) -> Path:
 
 
 def objective(sweep: Sweep, trial: optuna.Trial, threads: int) -> float | list[float]:
-    """Run one trial as a child `csp sweep trial` process and read its result."""
+    """Run one trial as a child trial process (`python -m sweeps trial`) and read its result."""
     suggest(trial, sweep.spec)  # the child reads the values back from the storage
     run_dir = sweep.trial_dir(trial.number)
     run_dir.mkdir(parents=True, exist_ok=True)
     trial.set_user_attr(RUN_DIR_ATTR, str(run_dir.resolve()))
     trial.set_user_attr(WORKER_ATTR, this_worker())
     command = [
-        *CSP,
-        "sweep",
+        *PROCESS,
         "trial",
         sweep.spec.name,
         str(trial.number),
@@ -166,10 +165,12 @@ def objective(sweep: Sweep, trial: optuna.Trial, threads: int) -> float | list[f
         code = process.wait()
     if code != 0:
         raise TrialRunFailed(f"trial {trial.number}: training exited with {code}, see {log.name}")
-    result = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
-    if result.get(EARLY_STOPPED) is not None:
-        raise optuna.TrialPruned(f"early stopped at step {result[EARLY_STOPPED]}")
-    values = [float(result[name]) for name in sweep.spec.objectives]
+    result = read_result(run_dir)
+    if result is None:
+        raise TrialRunFailed(f"trial {trial.number}: no {RESULT} in {run_dir}")
+    if result.early_stopped_at_step is not None:
+        raise optuna.TrialPruned(f"early stopped at step {result.early_stopped_at_step}")
+    values = [float(getattr(result, name)) for name in sweep.spec.objectives]
     if not all(math.isfinite(v) for v in values):
         raise TrialRunFailed(f"trial {trial.number}: objective values {values} (diverged)")
     return values if sweep.spec.multi_objective else values[0]
@@ -200,15 +201,11 @@ def work(
         )
 
 
-def run_trial(name: str, number: int, storage_url: str, runs_dir: Path) -> dict[str, Any]:
+def run_trial(name: str, number: int, storage_url: str, runs_dir: Path) -> RunResult:
     """The child side: train trial `number` with early stopping; rank 0 reports to Optuna."""
-    from experiments.train import is_launching_process, train
-    from sweeps.early_stopping import TrialEarlyStopping
-
     sweep = open_sweep(name, storage_url, runs_dir)
-    storage = sweep.study._storage
-    trial_id = storage.get_trial_id_from_study_id_trial_number(sweep.study._study_id, number)
-    frozen = storage.get_trial(trial_id)
+    trial_id = sweep.trial_id(number)
+    frozen = sweep.storage.get_trial(trial_id)
     if frozen.state != TrialState.RUNNING:
         raise ConfigError(f"study {name}: trial {number} is {frozen.state.name}, not running")
     config = sweep.trial_config(frozen.params, number, sweep.dense_checkpoint())
@@ -217,8 +214,8 @@ def run_trial(name: str, number: int, storage_url: str, runs_dir: Path) -> dict[
     run_dir = sweep.trial_dir(number)
     result = train(config, run_dir, resume=True, callbacks=[early])
     if owner and early.stopped_at_step is not None:
-        result[EARLY_STOPPED] = early.stopped_at_step
-        write_json(run_dir / "result.json", result)
+        stopped = result.model_copy(update={"early_stopped_at_step": early.stopped_at_step})
+        result = write_result(run_dir, stopped)
     return result
 
 
@@ -239,8 +236,7 @@ def run_workers(
     processes = [
         subprocess.Popen(
             [
-                *CSP,
-                "sweep",
+                *PROCESS,
                 "worker",
                 sweep.spec.name,
                 "--storage",

@@ -31,7 +31,7 @@ def cli_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO)}
 
 
-CSP_COMMAND = [sys.executable, "-m", "experiments.cli"]
+CSP_COMMAND = [sys.executable, "-m", "cli"]
 
 
 @pytest.fixture
@@ -56,15 +56,15 @@ def offline_env() -> dict[str, str]:
 
 
 def reproduce_tiny(corpus: Path, runs: Path) -> list[str]:
-    """The command line of `csp reproduce --preset tiny` on `corpus`, into `runs`."""
-    return [*CSP_COMMAND, "reproduce", "--preset", "tiny"] + [
+    """The command line of `csp reproduce --grid tiny` on `corpus`, into `runs`."""
+    return [*CSP_COMMAND, "reproduce", "--grid", "tiny"] + [
         *("--corpus", str(corpus), "--runs-dir", str(runs))
     ]
 
 
 @pytest.fixture(scope="session")
 def reproduced(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One uninterrupted `csp reproduce --preset tiny`; returns the grid's run folder.
+    """One uninterrupted `csp reproduce --grid tiny`; returns the grid's run folder.
 
     Shared by the reproduce and report tests: it is the slowest fixture of the suite.
     """
@@ -77,10 +77,10 @@ def reproduced(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> P
         env=offline_env(),
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "| csp |" in done.stdout and "| gmp |" in done.stdout
-    report = runs / "reproduce_tiny" / "report" / "report.html"
+    assert "| CSP |" in done.stdout and "| GMP |" in done.stdout
+    report = runs / "tiny" / "report" / "report.html"
     assert f"report: {report}" in done.stdout
-    return runs / "reproduce_tiny"
+    return runs / "tiny"
 
 
 def chromium(

@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchaudio.models import Conformer
 
-from experiments.records import JsonlLogger
+from experiments.metrics import JsonlLogger
 from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.asr.presets import model_config
 from lightning_modules.data.datamodule import SpeechDataModule

@@ -10,7 +10,11 @@ import pytest
 def test_help_lists_and_explains_subcommands(csp: Callable) -> None:
     top = csp("--help")
     assert top.returncode == 0
-    assert "data" in top.stdout and "train" in top.stdout
+    listed = top.stdout.split("Commands:")[1].splitlines()
+    groups = ("data", "train", "export", "audit", "reproduce", "report", "sweep")
+    for group in groups:  # one complete line each: no text cut off with "..."
+        (line,) = [line for line in listed if line.split()[:1] == [group]]
+        assert len(line.split()) > 3 and not line.rstrip().endswith("..."), line
     synth = csp("data", "synth", "--help")
     assert "--size" in synth.stdout and "Test voices" in synth.stdout
     train = csp("train", "--help")

@@ -2,7 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments.config import ConfigError, load_config
+from experiments.config import ConfigError, ExperimentConfig, load_config
+from experiments.train import train
+from lightning_modules.asr.rnnt import bf16_lstm_runs_on_this_cpu
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -74,3 +76,17 @@ def test_malformed_override_is_named(tmp_path: Path) -> None:
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "absent.yaml")
+
+
+@pytest.mark.skipif(bf16_lstm_runs_on_this_cpu(), reason="this CPU runs bf16 LSTMs")
+def test_bf16_on_a_cpu_without_bf16_lstms_is_refused_before_any_work(tmp_path: Path) -> None:
+    config = ExperimentConfig.model_validate(
+        {
+            "name": "bf16",
+            "corpus": {"kind": "manifest", "path": str(tmp_path / "absent.jsonl")},
+            "trainer": {"precision": "bf16-mixed", "accelerator": "cpu"},
+        }
+    )
+    with pytest.raises(ConfigError, match="trainer.precision: bf16-mixed cannot run"):
+        train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from lightning_modules.data.librispeech import read_librispeech
 from lightning_modules.data.manifest import CorpusError, read_manifest
+from lightning_modules.data.readers.librispeech import read_librispeech
 from lightning_modules.data.validation import validate_corpus
 
 

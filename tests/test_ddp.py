@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from experiments.records import read_metrics
+from experiments.metrics import read_metrics
 
 
 def test_two_process_cpu_ddp_trains(tiny_corpus: Path, tmp_path: Path, csp: Callable) -> None:

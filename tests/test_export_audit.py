@@ -21,7 +21,7 @@ from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.asr.packed import load_packed_module
 from lightning_modules.asr.presets import model_config
 from lightning_modules.pruning.accounting import floor_bytes, sparsity_summary
-from lightning_modules.pruning.audit import DEFAULT_RULE, SavedFileError, audit, format_report
+from lightning_modules.pruning.audit import audit, format_report
 from lightning_modules.pruning.masks import apply_mask, magnitude_mask
 from lightning_modules.pruning.methods.magnitude import OneShotMagnitudePruning
 from lightning_modules.pruning.packing import (
@@ -33,6 +33,7 @@ from lightning_modules.pruning.packing import (
     unpack_state_dict,
     unpack_tensor,
 )
+from lightning_modules.pruning.saved import DEFAULT_RULE, SavedFileError
 from lightning_modules.pruning.schedules import SparsitySchedule, kept_count
 from lightning_modules.pruning.targets import discover_tensors
 
@@ -104,7 +105,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def packed(checkpoint: Path) -> Path:
-    from lightning_modules.pruning.audit import export_packed
+    from lightning_modules.pruning.export import export_packed
 
     out = checkpoint.with_suffix(".packed")
     export_packed(checkpoint, out)

@@ -56,9 +56,9 @@ def test_reproduce_writes_tables_figures_and_page(reproduced: Path) -> None:
     for name in ("table.md", "table.tex", "table.csv", "report.html"):
         assert (report / name).stat().st_size > 200, name
     for stem in FIGURES:
-        png = report / "figures" / f"reproduce_tiny-{stem}.png"
+        png = report / "figures" / f"tiny-{stem}.png"
         assert Image.open(png).size[0] > 300
-        svg = (report / "figures" / f"reproduce_tiny-{stem}.svg").read_text(encoding="utf-8")
+        svg = (report / "figures" / f"tiny-{stem}.svg").read_text(encoding="utf-8")
         assert svg.rstrip().endswith("</svg>")
     tex = (report / "table.tex").read_text(encoding="utf-8")
     assert r"\begin{tabular}" in tex and r"\textbf{" in tex and "2102.04932" in tex
@@ -85,7 +85,7 @@ def test_table_numbers_come_from_the_run_records(reproduced: Path) -> None:
         zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
         assert float(row["realized_sparsity"]) == pytest.approx(zeros, abs=1e-12)
         assert float(row["packed_bytes"]) == (cell / "model.packed").stat().st_size
-        assert (row["seeds_finished"], row["seeds"], row["missing"]) == ("1", "1", "")
+        assert (row["seeds_complete"], row["seeds"], row["missing"]) == ("1", "1", "")
         name = {"csp": "CSP", "gmp": "GMP"}[label]
         assert f"{result['test_wer']:.3f} ({relative:+.1%})" in md_line(reproduced / "report", name)
     best = min(means, key=means.__getitem__)
@@ -124,7 +124,7 @@ def test_report_page_renders_in_headless_chromium(reproduced: Path, tmp_path: Pa
     dom = chromium("--dump-dom", page)
     assert dom.returncode == 0, dom.stderr[-2000:]
     csp = read(reproduced / "csp-s0.5-seed0" / "result.json")
-    assert "reproduce_tiny: test WER by method and target sparsity" in dom.stdout
+    assert "tiny: test WER by method and target sparsity" in dom.stdout
     assert re.search(r"<th>CSP</th>.*?" + re.escape(f"{csp['test_wer']:.3f}"), dom.stdout)
     assert "CSP against the best baseline" in dom.stdout and "arXiv:2102.04932" in dom.stdout
     assert dom.stdout.count('src="data:image/png;base64,') == len(FIGURES)
@@ -134,7 +134,7 @@ def test_report_page_renders_in_headless_chromium(reproduced: Path, tmp_path: Pa
 def test_missing_unfinished_and_diverged_cells_are_shown_with_reasons(
     reproduced: Path, tmp_path: Path, csp: Callable
 ) -> None:
-    grid = copy_records(reproduced, tmp_path / "reproduce_tiny")
+    grid = copy_records(reproduced, tmp_path / "tiny")
     spec = yaml.safe_load((grid / "grid.yaml").read_text())
     (grid / "grid.yaml").write_text(yaml.safe_dump({**spec, "seeds": [0, 1]}))
     # seed 1 of CSP: the same run, but its loss became NaN at the end
@@ -152,9 +152,9 @@ def test_missing_unfinished_and_diverged_cells_are_shown_with_reasons(
     assert done.returncode == 0, done.stderr[-2000:]
     rows = table_rows(tmp_path / "out")
     first = read(grid / "csp-s0.5-seed0" / "result.json")
-    assert (rows[("csp", 0.5)]["seeds_finished"], rows[("csp", 0.5)]["seeds"]) == ("1", "2")
+    assert (rows[("csp", 0.5)]["seeds_complete"], rows[("csp", 0.5)]["seeds"]) == ("1", "2")
     assert float(rows[("csp", 0.5)]["test_wer_mean"]) == pytest.approx(first["test_wer"])
-    diverged = "failed: diverged: train_loss nan at step 23; last sparsity 0.500 (seed 1)"
+    diverged = "diverged: train_loss nan at step 23; last sparsity 0.500 (seed 1)"
     assert rows[("csp", 0.5)]["missing"] == diverged
     assert rows[("gmp", 0.5)]["test_wer_mean"] == ""
     assert rows[("gmp", 0.5)]["missing"] == (
@@ -165,7 +165,7 @@ def test_missing_unfinished_and_diverged_cells_are_shown_with_reasons(
     assert "missing: unfinished: step 12/24 (seed 0)" in md_line(tmp_path / "out", "GMP")
     assert "no comparison: every baseline has no result" in text
     page = (tmp_path / "out" / "report.html").read_text()
-    assert "csp-s0.5-seed1: failed: diverged" in page and "gmp-s0.5-seed1: not run" in page
+    assert "csp-s0.5-seed1: diverged: train_loss nan" in page and "gmp-s0.5-seed1: not run" in page
 
 
 def run_small_grid(
@@ -178,13 +178,13 @@ def run_small_grid(
 ) -> subprocess.CompletedProcess:
     """`csp reproduce` of a 12-step grid sharing the tiny run's dense model (copied next to
     it, not retrained)."""
-    shutil.copytree(reproduced / "dense", runs / "reproduce_tiny" / "dense")
+    shutil.copytree(reproduced / "dense", runs / "tiny" / "dense")
     dense = yaml.safe_load((reproduced / "grid.yaml").read_text())["dense"]
     dense.pop("name")
     dense.update(dense_changes or {})
     grid = {
         "name": name,
-        "dense_from": "reproduce_tiny",
+        "dense_from": "tiny",
         "dense": dense,
         "prune": {
             "optim": {"learning_rate": learning_rate},
@@ -209,17 +209,17 @@ def test_a_cell_whose_loss_becomes_nan_is_failed_with_its_last_sparsity(
 ) -> None:
     done = run_small_grid(reproduced, tmp_path, "nan", {"gmp": {}}, learning_rate=1.0e30)
     assert done.returncode == 1, done.stderr[-3000:]
-    assert "error: 1 cell(s) failed: gmp-s0.5-seed0" in done.stderr
+    assert "error: 1 cell(s) did not complete: gmp-s0.5-seed0 (diverged)" in done.stderr
     (cell,) = read(tmp_path / "nan" / "results.json")["cells"]
-    assert cell["status"] == "failed"
-    assert re.fullmatch(r"diverged: train_loss nan at step \d+", cell["reason"])
+    assert cell["status"] == "diverged"
+    assert re.fullmatch(r"train_loss nan at step \d+", cell["reason"])
     logged = [
         row["pruning/sparsity"]
         for row in map(json.loads, (tmp_path / "nan" / "gmp-s0.5-seed0" / "metrics.jsonl").open())
         if "pruning/sparsity" in row
     ]
     last = cell.get("realized_sparsity", logged[-1])
-    expected = f"failed: {cell['reason']}; last sparsity {last:.3f}"
+    expected = f"diverged: {cell['reason']}; last sparsity {last:.3f}"
     assert table_rows(tmp_path / "nan" / "report")[("gmp", 0.5)]["missing"] == expected
     assert expected in md_line(tmp_path / "nan" / "report", "GMP")
 
@@ -236,9 +236,9 @@ def test_a_failing_cell_fails_alone_and_the_ablation_table_shows_the_rest(
     }
     done = run_small_grid(reproduced, runs, "variants", methods, learning_rate=0.003)
     assert done.returncode == 1, done.stderr[-3000:]
-    assert "error: 1 cell(s) failed: csp-overflow-s0.5-seed0" in done.stderr
+    assert "error: 1 cell(s) did not complete: csp-overflow-s0.5-seed0 (failed)" in done.stderr
     cells = {c["label"]: c for c in read(runs / "variants" / "results.json")["cells"]}
-    assert cells["csp-no-when"]["status"] == "finished"
+    assert cells["csp-no-when"]["status"] == "complete"
     assert cells["csp-no-when"]["method"] == cells["csp-overflow"]["method"] == "csp"
     assert cells["csp-overflow"]["status"] == "failed"
     config = yaml.safe_load(
@@ -257,7 +257,7 @@ def test_a_failing_cell_fails_alone_and_the_ablation_table_shows_the_rest(
     assert re.search(r"last sparsity \d\.\d{3}$", failure), failure
     assert "ablation of CSP's parts" in (report / "table.md").read_text()
     # the dense model is the shared one, not trained again, and the table reads it
-    assert f"dense model: finished, reused from {runs / 'reproduce_tiny' / 'dense'}" in done.stdout
+    assert f"dense model: complete, reused from {runs / 'tiny' / 'dense'}" in done.stdout
     assert not (runs / "variants" / "dense").exists()
     dense = read(reproduced / "dense" / "result.json")
     assert float(rows[("dense", 0.0)]["test_wer_mean"]) == pytest.approx(dense["test_wer"])
@@ -269,20 +269,20 @@ def test_a_shared_dense_model_trained_with_another_config_is_refused(
     changed = {"optim": {"learning_rate": 0.5}}
     done = run_small_grid(reproduced, tmp_path, "g", {"gmp": {}}, 0.003, dense_changes=changed)
     assert done.returncode == 2, done.stderr[-3000:]
-    saved = tmp_path / "reproduce_tiny" / "dense" / "config.yaml"
+    saved = tmp_path / "tiny" / "dense" / "config.yaml"
     assert f"{saved}: the run was started with a different config" in done.stderr
     assert "sections differ: optim" in done.stderr
     assert not (tmp_path / "g").exists()  # refused before any work
 
 
 def test_trajectories_fall_back_to_the_offline_wandb_run(reproduced: Path, tmp_path: Path) -> None:
-    grid = tmp_path / "reproduce_tiny"
+    grid = tmp_path / "tiny"
     shutil.copytree(reproduced, grid, ignore=shutil.ignore_patterns("*.ckpt", "report"))
     (grid / "csp-s0.5-seed0" / "metrics.jsonl").unlink()
     original = {run.label: run for run in load_experiment(reproduced).cells}["csp"]
     fallback = {run.label: run for run in load_experiment(grid).cells}["csp"]
     assert (original.metrics_source, fallback.metrics_source) == ("metrics", "wandb")
-    assert fallback.status == "finished"
+    assert fallback.status == "complete"
     for key in ("pruning/sparsity", "csp/error_mean"):
         steps, values = original.series(key)
         assert len(steps) >= 4
@@ -295,7 +295,10 @@ def test_trajectories_fall_back_to_the_offline_wandb_run(reproduced: Path, tmp_p
         ("none", "{root}: no such experiment folder (for a study, give --storage)"),
         ("empty", "{root}: not an experiment folder (no grid.yaml or results.json"),
         ("grid", "{root}/grid.yaml: invalid config"),
-        ("result", "{root}/csp-s0.5-seed0/result.json: missing field(s) test_wer"),
+        (
+            "result",
+            "{root}/csp-s0.5-seed0/result.json: not a run result (test_wer: Field required)",
+        ),
         ("metrics", "{root}/gmp-s0.5-seed0/metrics.jsonl:2: not a JSON record"),
     ],
 )

@@ -42,7 +42,7 @@ def test_offline_wandb_runs_hold_the_trajectories(reproduced: Path) -> None:
         assert len(folders) == 1, folders
         run = read_offline_run(folders[0])
         assert run["config"]["pruning"]["method"] == cell.split("-")[0]
-        assert run["group"] == "reproduce_tiny" and run["job_type"] == cell.split("-")[0]
+        assert run["group"] == "tiny" and run["job_type"] == cell.split("-")[0]
         sparsity = [row["pruning/sparsity"] for row in run["history"] if "pruning/sparsity" in row]
         assert len(sparsity) >= 4 and sparsity == sorted(sparsity)
         assert sparsity[-1] == pytest.approx(0.5, abs=1e-3)
@@ -60,7 +60,7 @@ def test_second_invocation_does_no_training(
     stamps = [path.stat().st_mtime_ns for path in checkpoints]
     before = (reproduced / "results.json").read_text()
     done = csp(
-        "reproduce", "--preset", "tiny", "--corpus", tiny_corpus, "--runs-dir", reproduced.parent
+        "reproduce", "--grid", "tiny", "--corpus", tiny_corpus, "--runs-dir", reproduced.parent
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "training" not in done.stdout
@@ -73,22 +73,22 @@ def test_killed_mid_cell_finishes_like_an_uninterrupted_run(
     reproduced: Path, tiny_corpus: Path, tmp_path: Path
 ) -> None:
     runs = tmp_path / "runs"
-    shutil.copytree(reproduced / "dense", runs / "reproduce_tiny" / "dense")  # the cached model
+    shutil.copytree(reproduced / "dense", runs / "tiny" / "dense")  # the cached model
     command = reproduce_tiny(tiny_corpus, runs)
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": offline_env()}
     worker = subprocess.Popen(command, **quiet)
-    last = runs / "reproduce_tiny" / CELLS[0] / "checkpoints" / "last.ckpt"
+    last = runs / "tiny" / CELLS[0] / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 300
     while not (last.exists() and step_of(last) >= 8) and time.monotonic() < deadline:
         time.sleep(0.2)
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait()
     assert 8 <= step_of(last) < 24
-    assert not (runs / "reproduce_tiny" / CELLS[0] / "result.json").exists()
+    assert not (runs / "tiny" / CELLS[0] / "result.json").exists()
     subprocess.run(command, check=True, timeout=900, **quiet)
 
     expected = json.loads((reproduced / "results.json").read_text())["cells"]
-    resumed = json.loads((runs / "reproduce_tiny" / "results.json").read_text())["cells"]
+    resumed = json.loads((runs / "tiny" / "results.json").read_text())["cells"]
     for before, after in zip(expected, resumed, strict=True):
         assert after["realized_sparsity"] == before["realized_sparsity"]
         assert after["sparsity_per_tensor"] == before["sparsity_per_tensor"]

@@ -14,7 +14,7 @@ import torch
 from conftest import CSP_COMMAND
 
 from experiments.config import ConfigError, ExperimentConfig
-from experiments.records import read_metrics
+from experiments.metrics import read_metrics
 from experiments.train import train
 from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.data.datamodule import SpeechDataModule

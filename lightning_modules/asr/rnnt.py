@@ -106,3 +106,10 @@ def build_rnnt(config: RNNTConfig, vocab_size: int) -> RNNT:
         predictor=LSTMPredictor(config, vocab_size),
         joiner=Joiner(config, vocab_size),
     )
+
+
+def bf16_lstm_runs_on_this_cpu() -> bool:
+    """Whether bf16 autocast can run the LSTMs on this CPU: oneDNN's bf16 LSTM needs AVX-512
+    (BF16); without it every forward pass fails ("could not create a primitive descriptor for
+    the LSTM forward propagation primitive")."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

@@ -43,6 +43,16 @@ PREFIX = "pruning"
 """Namespace of the logged metrics, e.g. `pruning/sparsity`."""
 
 
+def pruning_state_key(method_name: str) -> str:
+    """The key of a pruning callback's state in a checkpoint's `callbacks` mapping."""
+    return f"SparsePruning[{method_name}]"
+
+
+def is_pruning_state_key(key: object) -> bool:
+    """Whether a checkpoint's callback state is a `SparsePruning` one (it holds the masks)."""
+    return isinstance(key, str) and key.startswith("SparsePruning[") and key.endswith("]")
+
+
 class MaskMismatchError(RuntimeError):
     """Masks differ between DDP ranks, or a checkpoint's masks do not fit the model."""
 
@@ -111,6 +121,11 @@ class SparsePruning(Callback, ABC):
     def target_sparsity(self, step: int) -> float:
         """The sparsity each tensor is pruned to at update `step`: the schedule's."""
         return self.schedule.target(step)
+
+    @property
+    def state_key(self) -> str:
+        """The masks and schedule position are saved under this key (the audit reads it)."""
+        return pruning_state_key(self.name)
 
     # ---- helpers for methods ------------------------------------------------------------
 

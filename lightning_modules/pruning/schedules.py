@@ -45,7 +45,7 @@ def kept_count(numel: int, sparsity: float) -> int:
     return numel - math.floor(sparsity * numel)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SparsitySchedule:
     """Target sparsity s(t) on the optimizer-step clock.
 
@@ -55,9 +55,9 @@ class SparsitySchedule:
     """
 
     final: float
-    start: int
+    start: int = 0
     end: int
-    every: int = 1
+    every: int = 10
     kind: ScheduleKind = "cubic"
     initial: float = 0.0
 

@@ -1,29 +1,15 @@
-"""The pruning methods compared in this project, by the names configs and tables use."""
+"""The pruning methods compared in this project: every module of this package is imported, and
+each registers its method classes (`lightning_modules.pruning.registry.register`).
 
-from lightning_modules.pruning.methods.csp import CompressedSensingPruning
-from lightning_modules.pruning.methods.magnitude import (
-    GradualMagnitudePruning,
-    OneShotMagnitudePruning,
-)
-from lightning_modules.pruning.methods.model_pruning import LightningModelPruning
-from lightning_modules.pruning.methods.narang import NarangPruning
-from lightning_modules.pruning.methods.random import RandomPruning
+`METHODS` maps the names configs and tables use to the classes.
+"""
 
-METHODS = {
-    "csp": CompressedSensingPruning,
-    "gmp": GradualMagnitudePruning,
-    "narang": NarangPruning,
-    "oneshot": OneShotMagnitudePruning,
-    "random": RandomPruning,
-    "model_pruning": LightningModelPruning,
-}
+import importlib
+import pkgutil
 
-__all__ = [
-    "METHODS",
-    "CompressedSensingPruning",
-    "GradualMagnitudePruning",
-    "LightningModelPruning",
-    "NarangPruning",
-    "OneShotMagnitudePruning",
-    "RandomPruning",
-]
+from lightning_modules.pruning.registry import METHODS
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["METHODS"]

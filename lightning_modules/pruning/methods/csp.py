@@ -10,6 +10,7 @@ import lightning.pytorch as pl
 import torch
 
 from lightning_modules.pruning.base import SparsePruning
+from lightning_modules.pruning.registry import Role, register
 from lightning_modules.pruning.schedules import SparsitySchedule, kept_count
 from lightning_modules.pruning.sensing import (
     RECOVERY_KINDS,
@@ -32,6 +33,7 @@ def _non_negative(name: str, value: float) -> float:
     return float(value)
 
 
+@register
 class CompressedSensingPruning(SparsePruning):
     """CSP, after Zhen, Nguyen, Chang, Mouchtaris, Rastrow, "Sparsification via compressed
     sensing for automatic speech recognition", arXiv 2102.04932 (2021).
@@ -61,6 +63,13 @@ class CompressedSensingPruning(SparsePruning):
     """
 
     name = "csp"
+    title = "CSP"
+    role = Role.PROPOSED
+    citation = (
+        'Zhen, Nguyen, Chang, Mouchtaris, Rastrow, "Sparsification via compressed sensing for '
+        'automatic speech recognition", arXiv 2102.04932 (2021)'
+    )
+    color = "#d62728"
 
     def __init__(
         self,

@@ -8,8 +8,10 @@ import torch
 
 from lightning_modules.pruning.base import SparsePruning
 from lightning_modules.pruning.masks import magnitude_mask
+from lightning_modules.pruning.registry import Role, register
 
 
+@register
 class GradualMagnitudePruning(SparsePruning):
     """GMP: Zhu & Gupta, "To prune, or not to prune: exploring the efficacy of pruning for
     model compression", arXiv 1710.01878 (2017).
@@ -19,6 +21,13 @@ class GradualMagnitudePruning(SparsePruning):
     """
 
     name = "gmp"
+    title = "GMP"
+    role = Role.BASELINE
+    citation = (
+        'Zhu & Gupta, "To prune, or not to prune: exploring the efficacy of pruning for model '
+        'compression", arXiv 1710.01878 (2017)'
+    )
+    color = "#ff7f0e"
 
     def compute_masks(self, step: int, kept: Mapping[str, int]) -> dict[str, torch.Tensor]:
         return {
@@ -27,6 +36,7 @@ class GradualMagnitudePruning(SparsePruning):
         }
 
 
+@register
 class OneShotMagnitudePruning(GradualMagnitudePruning):
     """One-shot magnitude pruning: at the schedule's start every tensor keeps its
     largest-magnitude weights at the final sparsity, then training fine-tunes with the masks
@@ -35,4 +45,11 @@ class OneShotMagnitudePruning(GradualMagnitudePruning):
     """
 
     name = "oneshot"
+    title = "One-shot magnitude"
+    role = Role.BASELINE
+    citation = (
+        'Han, Pool, Tran, Dally, "Learning both weights and connections for efficient neural '
+        'networks", NeurIPS 2015 (one pruning step)'
+    )
+    color = "#8c564b"
     schedule_kind = "one_shot"

@@ -16,10 +16,12 @@ from lightning_modules.pruning.base import (
     log_metrics,
     sparsity_metrics,
 )
+from lightning_modules.pruning.registry import Role, register
 from lightning_modules.pruning.schedules import SparsitySchedule
 from lightning_modules.pruning.targets import PrunableTensor, coverage_report, discover_tensors
 
 
+@register
 class LightningModelPruning(ModelPruning):
     """The peer users already have: `lightning.pytorch.callbacks.ModelPruning` with per-tensor
     L1 unstructured pruning, left as Lightning ships it except for two things it cannot do
@@ -37,6 +39,12 @@ class LightningModelPruning(ModelPruning):
     """
 
     name = "model_pruning"
+    title = "Lightning ModelPruning"
+    role = Role.PEER
+    citation = (
+        "lightning.pytorch.callbacks.ModelPruning (Lightning 2.6), L1 unstructured, as shipped"
+    )
+    color = "#9467bd"
 
     def __init__(
         self,
@@ -71,8 +79,13 @@ class LightningModelPruning(ModelPruning):
                 "never runs; add it to `exclude`"
             )
         self.coverage = coverage_report(pl_module, self.tensors)
-        self._parameters_to_prune = [(t.module, t.attribute) for t in self.tensors]
         super().setup(trainer, pl_module, stage)
+
+    def filter_parameters_to_prune(
+        self, parameters_to_prune: Sequence[tuple[torch.nn.Module, str]] = ()
+    ) -> list[tuple[torch.nn.Module, str]]:
+        """Lightning's seam for choosing what it prunes: our prunable set, LSTMs included."""
+        return [(t.module, t.attribute) for t in self.tensors]
 
     def make_pruning_permanent(self, module: torch.nn.Module) -> None:
         super().make_pruning_permanent(module)
@@ -88,12 +101,11 @@ class LightningModelPruning(ModelPruning):
 
     def current_sparsity(self) -> float:
         """Share of the prunable set masked so far (0 before the first pruning)."""
-        zeros = total = 0
-        for module, name in self._parameters_to_prune:
-            zeros_here, size = self._get_pruned_stats(module, name)
-            zeros, total = zeros + zeros_here, total + size
-        masked = [hasattr(module, f"{name}_mask") for module, name in self._parameters_to_prune]
-        return zeros / total if any(masked) else 0.0
+        masks = [getattr(t.module, f"{t.attribute}_mask", None) for t in self.tensors]
+        if all(mask is None for mask in masks):
+            return 0.0
+        pruned = sum(int((mask == 0).sum()) for mask in masks if mask is not None)
+        return pruned / sum(t.numel for t in self.tensors)
 
     def relative_amount(self, epoch: int) -> float:
         """What Lightning must prune of what is left to reach the absolute target now."""

@@ -9,9 +9,11 @@ from typing import Any
 import torch
 
 from lightning_modules.pruning.base import SparsePruning
+from lightning_modules.pruning.registry import Role, register
 from lightning_modules.pruning.schedules import SparsitySchedule
 
 
+@register
 class NarangPruning(SparsePruning):
     """Narang, Elsen, Diamos, Sengupta, "Exploring sparsity in recurrent neural networks",
     ICLR 2017.
@@ -28,6 +30,13 @@ class NarangPruning(SparsePruning):
     """
 
     name = "narang"
+    title = "Narang"
+    role = Role.BASELINE
+    citation = (
+        'Narang, Elsen, Diamos, Sengupta, "Exploring sparsity in recurrent neural networks", '
+        "ICLR 2017"
+    )
+    color = "#2ca02c"
 
     def __init__(
         self,

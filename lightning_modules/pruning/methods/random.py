@@ -9,8 +9,10 @@ import torch
 
 from lightning_modules.pruning.base import SparsePruning
 from lightning_modules.pruning.masks import top_k_mask
+from lightning_modules.pruning.registry import Role, register
 
 
+@register
 class RandomPruning(SparsePruning):
     """Random masks that follow the schedule: at every update each tensor keeps a uniformly
     random subset of its still-kept weights. Seeded by (seed, tensor, step), so every DDP rank
@@ -18,6 +20,10 @@ class RandomPruning(SparsePruning):
     """
 
     name = "random"
+    title = "Random"
+    role = Role.FLOOR
+    citation = "random masks on the schedule: the floor any method must beat"
+    color = "#7f7f7f"
 
     def compute_masks(self, step: int, kept: Mapping[str, int]) -> dict[str, torch.Tensor]:
         masks = {}

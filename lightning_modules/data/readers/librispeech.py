@@ -4,8 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Literal
 
-from lightning_modules.data.manifest import CorpusError, Utterance
+from pydantic import Field
+
+from lightning_modules.data.corpora import CorpusSection, register_corpus
+from lightning_modules.data.manifest import SPLITS, CorpusError, Utterance
+
+PARTS = {"train": "train-clean-100", "dev": "dev-clean", "test": "test-clean"}
+"""The parts a LibriSpeech root given as `--corpus` is read as."""
+
+
+@register_corpus
+class LibriSpeechCorpus(CorpusSection):
+    """LibriSpeech-layout folders on disk, per split (e.g. train-clean-100, dev-clean)."""
+
+    kind: Literal["librispeech"] = "librispeech"
+    train: list[Path] = Field(min_length=1)
+    dev: list[Path] = Field(min_length=1)
+    test: list[Path] = Field(min_length=1)
+
+    def read(self) -> list[Utterance]:
+        return [u for split in SPLITS for u in read_librispeech(getattr(self, split), split)]
+
+    @classmethod
+    def from_path(cls, path: Path) -> dict[str, Any] | None:
+        """A LibriSpeech root holding train-clean-100, dev-clean and test-clean."""
+        if not all((path / part).is_dir() for part in PARTS.values()):
+            return None
+        return {"kind": "librispeech", **{s: [str(path / p)] for s, p in PARTS.items()}}
 
 
 def read_librispeech(folders: Sequence[str | Path], split: str) -> list[Utterance]:

@@ -1,0 +1,83 @@
+"""`csp reproduce`: the paper comparison as one command.
+
+Usage:
+
+    csp reproduce                          # the default grid (experiments/grids/default.yaml)
+    csp reproduce --grid tiny|paper|ablation|FILE
+    csp reproduce --corpus /data/LibriSpeech [--runs-dir runs]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command(short_help="The paper comparison: dense model, then every method × sparsity × seed.")
+@click.option(
+    "--grid",
+    "grid",
+    default="default",
+    show_default=True,
+    help="a shipped grid by name: tiny (tests, minutes), default (every method at 0.5 and 0.8 "
+    "on a 2-core CPU), paper (0.5/0.7/0.8/0.9 with 3 seeds, sized for one GPU), ablation "
+    "(CSP's parts); or the path of a grid file of your own (see experiments/grids/)",
+)
+@click.option(
+    "--corpus",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="your corpus instead of the rendered one: any path a corpus kind recognizes "
+    "(a manifest.jsonl, a folder holding one, a LibriSpeech root)",
+)
+@click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+)
+def reproduce(grid: str, corpus: Path | None, runs_dir: Path) -> None:
+    """Run the paper comparison: the dense model once, then every method × sparsity × seed.
+
+    Each pruning run (a cell) starts from the same dense weights with the same budget and
+    schedule; realized sparsity and packed size are read from the saved weights. Runs that
+    ended are reused, an interrupted one resumes from its checkpoint: run the command again
+    to go on. A cell that fails or diverges is recorded with its reason and the others still
+    run. Ends with the results table, the W&B run folders (offline unless W&B is set up) and
+    the report (runs/GRID/report/report.html, see `csp report`); exits with 1 if a cell did
+    not complete.
+    """
+    from analysis.experiment import load_experiment
+    from analysis.report import write_report
+    from analysis.table_formats import to_markdown
+    from analysis.tables import main_table, paired_comparison
+    from experiments.records import GRID_RESULTS
+    from experiments.reproduce import grid_path, load_grid, run_grid, wandb_run_dirs
+    from lightning_modules.data.readers import corpus_from_path
+
+    chosen = load_grid(
+        grid_path(grid), runs_dir, corpus_from_path(corpus) if corpus is not None else None
+    )
+    summary = run_grid(chosen, log=click.echo)
+    table = main_table(load_experiment(chosen.root))
+    click.echo(to_markdown(table, paired_comparison(table)))
+    click.echo(f"results: {chosen.root / GRID_RESULTS}")
+    folders = wandb_run_dirs(summary)
+    if folders:
+        click.echo("W&B runs (upload offline ones with `wandb sync FOLDER`):")
+        for folder in folders:
+            click.echo(f"  {folder}")
+    click.echo(f"report: {write_report([chosen.root], chosen.root / 'report')}")
+    incomplete = [
+        f"{Path(cell['run_dir']).name} ({cell['status']})"
+        for cell in summary["cells"]
+        if cell["status"] != "complete"
+    ]
+    if incomplete:
+        click.echo(
+            f"error: {len(incomplete)} cell(s) did not complete: {', '.join(incomplete)}",
+            err=True,
+        )
+        sys.exit(1)

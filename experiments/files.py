@@ -1,0 +1,33 @@
+"""Reading the project's YAML files (experiment configs, grids, sweep specs), with one error
+type for every file a run cannot start from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config, grid or spec that cannot run; the message names the file and the field."""
+
+
+def read_yaml(path: str | Path, what: str = "file") -> dict[str, Any]:
+    """The mapping at the top of a YAML file; a missing file, a syntax error (with its line
+    and column) or another top-level value is a `ConfigError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"{where}: not valid YAML ({problem})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    return raw

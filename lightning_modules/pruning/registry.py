@@ -1,0 +1,93 @@
+"""The registry of pruning methods: everything configs, sweeps, tables and figures know about a
+method comes from its class.
+
+A method is a Lightning callback class with five facts as class attributes and its options
+as keyword arguments of `__init__` (after `schedule`, `include`, `exclude`, `seed`):
+
+    @register
+    class MyPruning(SparsePruning):
+        name = "mine"                    # the key of configs, grids, sweeps and cell folders
+        title = "My pruning"             # its row in the paper table and its figure legend
+        role = Role.BASELINE             # where it stands in the comparison
+        citation = "Author et al., Title, Venue (Year)"
+        color = "#1f77b4"                # its colour in every figure
+
+        def __init__(self, schedule, include=(), exclude=(), seed=0, strength: float = 1.0):
+            ...
+
+Adding a method is one new module in `lightning_modules/pruning/methods/` (found and imported
+by that package) or any module the user imports before building configs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+
+class Role(StrEnum):
+    """Where a method stands in the paper comparison."""
+
+    PROPOSED = "proposed"  # the method under study: paired against the best baseline
+    BASELINE = "baseline"  # a published pruning method it is compared with
+    FLOOR = "floor"  # what every method must beat
+    PEER = "peer"  # a tool users already have, run as it ships
+
+
+FACTS = ("name", "title", "role", "citation", "color")
+COMMON_ARGUMENTS = ("self", "schedule", "include", "exclude", "seed")
+"""Arguments every method takes from the pruning section itself; the rest are its options."""
+
+METHODS: dict[str, type] = {}
+"""Method name → class, in registration order."""
+
+
+def register(cls: type) -> type:
+    """Add a method class to `METHODS`, after checking its facts; returns the class."""
+    missing = [fact for fact in FACTS if not isinstance(cls.__dict__.get(fact), str)]
+    if missing:
+        raise TypeError(f"{cls.__name__}: a pruning method must set {', '.join(missing)}")
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", cls.name):
+        raise ValueError(f"{cls.__name__}: name {cls.name!r} must be lower_case letters/digits")
+    if cls.role not in set(Role):
+        raise ValueError(f"{cls.__name__}: role {cls.role!r} is not one of {[*map(str, Role)]}")
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", cls.color):
+        raise ValueError(f"{cls.__name__}: color {cls.color!r} must be #rrggbb")
+    known = METHODS.get(cls.name)
+    if known is not None and known.__qualname__ != cls.__qualname__:
+        raise ValueError(f"method name {cls.name!r} is taken by {known.__qualname__}")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def option_schema(method: type) -> type[BaseModel]:
+    """A strict pydantic model of the method's options, read from its `__init__` signature:
+    unknown options and values of the wrong type are errors naming the option."""
+    hints = typing.get_type_hints(method.__init__)
+    fields: dict[str, Any] = {}
+    for name, parameter in inspect.signature(method.__init__).parameters.items():
+        if name in COMMON_ARGUMENTS or parameter.kind in (
+            parameter.VAR_POSITIONAL,
+            parameter.VAR_KEYWORD,
+        ):
+            continue
+        default = ... if parameter.default is parameter.empty else parameter.default
+        fields[name] = (hints.get(name, Any), default)
+    return create_model(
+        f"{method.__name__}Options",
+        __config__=ConfigDict(extra="forbid", ser_json_inf_nan="constants"),
+        **fields,
+    )
+
+
+def ordered(roles: typing.Iterable[Role] = tuple(Role)) -> list[type]:
+    """Registered methods with one of `roles`: baselines first, then the floor, the peers
+    and the proposed method, each group in registration order (the paper table's order)."""
+    rank = [Role.BASELINE, Role.FLOOR, Role.PEER, Role.PROPOSED]
+    chosen = [cls for cls in METHODS.values() if cls.role in set(roles)]
+    return sorted(chosen, key=lambda cls: rank.index(cls.role))

@@ -1,0 +1,164 @@
+"""Extending the framework takes one module: a pruning method registered with `@register`
+shows up in the table, the figures and the pairing; a corpus kind registered with
+`@register_corpus` trains like the built-in ones."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from analysis import figures
+from analysis.experiment import load_experiment
+from analysis.table_formats import to_markdown
+from analysis.tables import main_table, paired_comparison
+from experiments.config import ConfigError, ExperimentConfig
+from experiments.reproduce import load_grid, run_grid
+from experiments.train import train
+from lightning_modules.data.corpora import CORPUS_KINDS, corpus_from_path
+from lightning_modules.pruning.registry import METHODS
+
+TOY_METHOD = '''
+from lightning_modules.pruning.methods.magnitude import GradualMagnitudePruning
+from lightning_modules.pruning.registry import Role, register
+
+
+@register
+class ToyPruning(GradualMagnitudePruning):
+    """Magnitude pruning under another name, with an option of its own."""
+
+    name = "toy"
+    title = "Toy magnitude"
+    role = Role.BASELINE
+    citation = "a test of the registry"
+    color = "#123456"
+
+    def __init__(self, schedule, include=(), exclude=(), seed=0, strength: float = 1.0):
+        super().__init__(schedule, include, exclude, seed)
+        self.strength = strength
+'''
+
+TOY_CORPUS = '''
+from pathlib import Path
+from typing import Literal
+
+from lightning_modules.data.corpora import CorpusSection, register_corpus
+from lightning_modules.data.manifest import Utterance
+
+
+@register_corpus
+class TsvCorpus(CorpusSection):
+    """A .tsv file of id, audio, split and text per line."""
+
+    kind: Literal["tsv"] = "tsv"
+    path: Path
+
+    def read(self) -> list[Utterance]:
+        rows = [line.split("\\t") for line in self.path.read_text().splitlines() if line]
+        return [Utterance(i, Path(audio), text, split) for i, audio, split, text in rows]
+
+    @classmethod
+    def from_path(cls, path: Path) -> dict | None:
+        return {"kind": "tsv", "path": str(path)} if path.suffix == ".tsv" else None
+'''
+
+
+def import_module_file(folder: Path, name: str, source: str) -> None:
+    (folder / f"{name}.py").write_text(source, encoding="utf-8")
+    sys.path.insert(0, str(folder))
+    try:
+        importlib.import_module(name)
+    finally:
+        sys.path.remove(str(folder))
+
+
+@pytest.fixture
+def toy_method(tmp_path: Path) -> Iterator[None]:
+    import_module_file(tmp_path, "toy_pruning_method", TOY_METHOD)
+    yield
+    METHODS.pop("toy", None)
+    sys.modules.pop("toy_pruning_method", None)
+
+
+@pytest.fixture
+def toy_corpus_kind(tmp_path: Path) -> Iterator[None]:
+    import_module_file(tmp_path, "toy_corpus_kind", TOY_CORPUS)
+    yield
+    CORPUS_KINDS.pop("tsv", None)
+    sys.modules.pop("toy_corpus_kind", None)
+
+
+def test_a_registered_method_is_in_the_table_the_figures_and_the_pairing(
+    toy_method: None, reproduced: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    runs = tmp_path / "runs"
+    shutil.copytree(reproduced, runs / "tiny", ignore=shutil.ignore_patterns("report", "gmp-*"))
+    spec = yaml.safe_load((reproduced / "grid.yaml").read_text())
+    dense = {key: value for key, value in spec["dense"].items() if key != "name"}
+    grid_file = tmp_path / "tiny.yaml"
+    grid = {**spec, "dense": dense, "methods": {"csp": {}, "toy": {"strength": 2.0}}}
+    grid_file.write_text(yaml.safe_dump(grid))
+
+    bad = {**grid, "methods": {"toy": {"strength": "strong"}}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    with pytest.raises(ConfigError, match="toy options: strength: Input should be a valid"):
+        load_grid(tmp_path / "bad.yaml", runs)  # its options are checked by its signature
+
+    summary = run_grid(load_grid(grid_file, runs), log=lambda line: None)
+    states = {cell["label"]: cell["status"] for cell in summary["cells"]}
+    assert states == {"csp": "complete", "toy": "complete"}
+    toy_config = yaml.safe_load((runs / "tiny" / "toy-s0.5-seed0" / "config.yaml").read_text())
+    assert toy_config["pruning"]["method"] == "toy"
+    assert toy_config["pruning"]["options"] == {"strength": 2.0}
+
+    table = main_table(load_experiment(runs / "tiny"))
+    assert [row.name for row in table.rows] == ["Toy magnitude", "CSP"]
+    (pairing,) = paired_comparison(table)
+    assert pairing.baseline == "Toy magnitude" and pairing.seeds == [0]
+    toy_wer = json.loads((runs / "tiny" / "toy-s0.5-seed0" / "result.json").read_text())
+    row = rf"\| Toy magnitude \| — \| (\*\*)?{toy_wer['test_wer']:.3f}"
+    assert re.search(row, to_markdown(table, [pairing]))
+
+    figure = figures.wer_vs_sparsity(table)
+    legend = figure.axes[0].get_legend()
+    assert "Toy magnitude" in [text.get_text() for text in legend.get_texts()]
+    colours = {line.get_label(): line.get_color() for line in figure.axes[0].get_lines()}
+    assert colours.get("Toy magnitude", "").lower() == "#123456"
+
+
+def test_a_registered_corpus_kind_trains_and_is_found_by_path(
+    toy_corpus_kind: None, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    rows = [json.loads(line) for line in tiny_corpus.read_text().splitlines()]
+    tsv = tmp_path / "corpus.tsv"
+    tsv.write_text(
+        "".join(
+            f"{r['id']}\t{tiny_corpus.parent / r['audio']}\t{r['split']}\t{r['text']}\n"
+            for r in rows
+        )
+    )
+    assert corpus_from_path(tsv) == {"kind": "tsv", "path": str(tsv)}
+    config = ExperimentConfig.model_validate(
+        {
+            "name": "tsv",
+            "corpus": corpus_from_path(tsv),
+            "model": {"preset": "tiny"},
+            "data": {"max_batch_seconds": 20},
+            "trainer": {"max_steps": 1, "val_every_n_steps": 1, "checkpoint_every_n_steps": 1},
+            "tracking": {"mode": "disabled"},
+        }
+    )
+    result = train(config, tmp_path / "run")
+    assert result.steps == 1
+    splits = {split: sum(r["split"] == split for r in rows) for split in ("train", "dev", "test")}
+    assert result.utterances == splits
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["corpus"] == {"kind": "tsv", "path": str(tsv)}
