@@ -34,12 +34,12 @@ def main() -> None:
     write_json(
         RESULT,
         {
-            "train_wall_s": result["train_wall_s"],
-            "dev_wer": result["dev_wer"],
-            "test_wer": result["test_wer"],
-            "params": result["params"],
-            "steps": result["steps"],
-            "hours": result["hours"],
+            "train_wall_s": result.train_wall_s,
+            "dev_wer": result.dev_wer,
+            "test_wer": result.test_wer,
+            "params": result.params,
+            "steps": result.steps,
+            "hours": result.hours,
             "overrides": args.overrides,
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),

@@ -45,7 +45,7 @@ def spec(name: str, trials: int) -> dict:
 
 def csp(home: Path, *args: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline"}
-    command = [sys.executable, "-m", "experiments.cli", *args]
+    command = [sys.executable, "-m", "cli", *args]
     subprocess.run(command, cwd=home, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
@@ -73,7 +73,7 @@ def main() -> None:
         "date": stamp,
         "cpu_count": os.cpu_count(),
         "trials": args.trials,
-        "preset": "tiny",
+        "grid": "tiny",
         "wall_s": {f"workers_{k}": v for k, v in wall.items()},
         "trials_per_hour": {f"workers_{k}": v for k, v in per_hour.items()},
         "ratio": per_hour[2] / per_hour[1],

@@ -126,14 +126,18 @@ class PruningSection(StrictModel):
 
     @model_validator(mode="after")
     def _constructible(self) -> PruningSection:
+        schema = option_schema(METHODS[self.method])
+        unknown = sorted(set(self.options) - set(schema.model_fields))
+        if unknown:
+            known = sorted(schema.model_fields) or "none"
+            raise ValueError(f"unknown option(s) {unknown} for {self.method}; known: {known}")
         try:  # the options against the method's schema, then by the method itself
-            option_schema(METHODS[self.method]).model_validate(self.options)
+            schema.model_validate(self.options)
         except ValidationError as error:
             problems = "; ".join(
                 f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
             )
-            known = sorted(option_schema(METHODS[self.method]).model_fields) or "none"
-            raise ValueError(f"{self.method} options: {problems} (known: {known})") from None
+            raise ValueError(f"{self.method} options: {problems}") from None
         self.build(seed=0)
         return self
 

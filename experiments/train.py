@@ -26,11 +26,11 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 
 from experiments.config import ConfigError, ExperimentConfig, dump_config
+from experiments.files import read_yaml
 from experiments.metrics import JsonlLogger
 from experiments.provenance import provenance
 from experiments.records import (
@@ -82,7 +82,7 @@ def check_run_dir(config: ExperimentConfig, run_dir: Path, resume: bool) -> Path
             f"{run_dir}: a run already exists here; pass --resume to continue it "
             "or choose another --run-dir"
         )
-    saved = yaml.safe_load(saved_config.read_text(encoding="utf-8"))
+    saved = read_yaml(saved_config, "run config")
     given = config.model_dump(mode="json")
     differing = sorted(key for key in given if given[key] != saved.get(key))
     if differing:

@@ -130,8 +130,9 @@ def test_a_registered_method_is_in_the_table_the_figures_and_the_pairing(
     figure = figures.wer_vs_sparsity(table)
     legend = figure.axes[0].get_legend()
     assert "Toy magnitude" in [text.get_text() for text in legend.get_texts()]
-    colours = {line.get_label(): line.get_color() for line in figure.axes[0].get_lines()}
-    assert colours.get("Toy magnitude", "").lower() == "#123456"
+    handles, labels = figure.axes[0].get_legend_handles_labels()
+    toy = handles[labels.index("Toy magnitude")]
+    assert toy.lines[0].get_color().lower() == "#123456"  # the colour its class gives
 
 
 def test_a_registered_corpus_kind_trains_and_is_found_by_path(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -13,10 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import offline_env, reproduce_tiny
 
 from analysis.wandb_records import read_offline_run
-from experiments.reproduce import GRIDS, load_grid
+from experiments.reproduce import GRIDS, grid_path, load_grid
 
 CELLS = ("csp-s0.5-seed0", "gmp-s0.5-seed0")
 
@@ -152,6 +154,23 @@ def test_unknown_grid_key_is_an_error(tmp_path: Path, csp: Callable) -> None:
     done = csp("reproduce", "--grid", grid, "--runs-dir", tmp_path / "runs")
     assert done.returncode == 2
     assert "sparsity: Extra inputs are not permitted" in done.stderr
+
+
+def test_a_grid_with_a_yaml_syntax_error_is_refused_with_its_file_and_line(
+    tmp_path: Path, csp: Callable
+) -> None:
+    grid = tmp_path / "typo.yaml"
+    grid.write_text("name: g\ndense: {}\nmethods: {gmp: {}\nsparsities: [0.5]\n")
+    done = csp("reproduce", "--grid", grid, "--runs-dir", tmp_path / "runs")
+    assert done.returncode == 2
+    assert re.search(rf"^error: {re.escape(str(grid))}:\d+:\d+: not valid YAML", done.stderr)
+    assert "Traceback" not in done.stderr and not (tmp_path / "runs").exists()
+
+
+def test_shipped_grids_are_named_after_their_files() -> None:
+    for path in GRIDS.glob("*.yaml"):
+        assert yaml.safe_load(path.read_text())["name"] == path.stem
+        assert grid_path(path.stem) == path
 
 
 @pytest.mark.parametrize("path", sorted(GRIDS.glob("*.yaml")), ids=lambda path: path.stem)

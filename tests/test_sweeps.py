@@ -202,7 +202,7 @@ def resumed_after_kill(home: Path, tiny_corpus: Path) -> tuple[str, str]:
         assert worker.poll() is None and time.monotonic() < deadline, "no trial started"
         time.sleep(0.5)
     worker_pids = subprocess.run(
-        ["pgrep", "-f", "sweep worker kill"], capture_output=True, text=True
+        ["pgrep", "-f", "sweeps worker kill"], capture_output=True, text=True
     ).stdout.split()
     assert worker_pids
     for pid in worker_pids:

@@ -13,7 +13,7 @@ MANIFEST = "manifest.jsonl"
 
 @register_corpus
 class ManifestCorpus(CorpusSection):
-    """A manifest.jsonl, or a folder holding one."""
+    """A manifest (.jsonl), or a folder holding manifest.jsonl."""
 
     kind: Literal["manifest"] = "manifest"
     path: Path
@@ -23,7 +23,7 @@ class ManifestCorpus(CorpusSection):
 
     @classmethod
     def from_path(cls, path: Path) -> dict[str, Any] | None:
-        if path.is_file():
+        if path.is_file() and path.suffix == ".jsonl":
             return {"kind": "manifest", "path": str(path)}
         if (path / MANIFEST).is_file():
             return {"kind": "manifest", "path": str(path / MANIFEST)}
