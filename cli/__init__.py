@@ -3,6 +3,7 @@
 Usage:
 
     csp data synth --size small --out data/small     # the offline TTS corpus   (cli/data.py)
+    csp data real --out data/real                    # real speech, test only  (cli/data.py)
     csp train --config FILE [--set key=value]        # one run                  (cli/train.py)
     csp export CKPT --out FILE / csp audit CKPT      # saved models             (cli/models.py)
     csp reproduce [--grid NAME|FILE]                 # the paper comparison     (cli/reproduce.py)
@@ -20,6 +21,7 @@ import sys
 import click
 
 from cli.data import data
+from cli.evaluate import evaluate, transcribe
 from cli.models import audit, export
 from cli.report import report
 from cli.reproduce import reproduce
@@ -38,7 +40,7 @@ def cli() -> None:
     """
 
 
-for command in (data, train, export, audit, reproduce, report, sweep):
+for command in (data, train, evaluate, transcribe, export, audit, reproduce, report, sweep):
     cli.add_command(command)
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what csp-asr needs and is missing, and reuses what is already there:
 #   1. Debian packages: the TTS engines, sox and the text sources of the default corpus,
+#      the real-speech test set (Asterisk prompts, LibriVox clips: `csp data real`),
 #      chromium (headless: the report and dashboard tests open pages in it) and the
 #      PostgreSQL server (the sweep tests start their own on 127.0.0.1);
 #   2. the Python dependencies of requirements.lock, in a virtual environment cached under
@@ -13,6 +14,7 @@ cd "$(dirname "$0")/.."
 DEBIAN_PACKAGES=(
   espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
   sox fortunes fortunes-min bible-kjv
+  asterisk-core-sounds-en-g722 asterisk-core-sounds-en pocketsphinx-testdata
   chromium postgresql
 )
 

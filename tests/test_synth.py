@@ -64,8 +64,12 @@ def test_test_split_holds_out_voices_and_sentences(corpus: Path) -> None:
     assert not texts["test"] & texts["train"]
     assert not texts["dev"] & texts["train"]
     assert {r["engine"] for r in rows} == ENGINES
-    assert {r["source"] for r in rows} == {"fortunes", "bible"}
+    assert {r["source"] for r in rows} == {"assistant"}  # the default text
     assert 150 <= len(rows) <= 200
+    card = json.loads((corpus / "corpus.json").read_text())["data_card"]
+    assert card["test_sentences_in_train"] == card["test_voices_in_train_or_dev"] == 0
+    assert card["vocabulary"]["train"] == len({w for r in rows if r["split"] == "train"
+                                               for w in r["text"].split()})  # fmt: skip
     assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
 
 

@@ -19,7 +19,12 @@ class SynthCorpus(CorpusSection):
     kind: Literal["synth"] = "synth"
     size: Literal["tiny", "small", "large"] = "small"
     seed: int = Field(0, ge=0)
+    text: Literal["assistant", "open"] = Field(
+        "assistant",
+        description="assistant: the voice-assistant domain; open: fortunes and the KJV Bible",
+    )
     dir: Path = Path("data/small")
 
     def read(self) -> list[Utterance]:
-        return read_manifest(render_corpus(self.dir, size=self.size, seed=self.seed))
+        manifest = render_corpus(self.dir, size=self.size, seed=self.seed, text=self.text)
+        return read_manifest(manifest)

@@ -7,12 +7,14 @@ index), so the corpus never depends on how many processes render it or in which 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from lightning_modules.data.manifest import SPLITS
-from lightning_modules.data.synth.texts import SOURCES, Sentence
+from lightning_modules.data.synth.assistant import assistant_sentences
+from lightning_modules.data.synth.texts import Sentence, load_sentences
 from lightning_modules.data.synth.voices import TEST_VOICES, TRAIN_VOICES, Voice
 
 
@@ -37,8 +39,22 @@ ENGINE_SHARES = {"espeak-ng": 0.25, "flite": 0.25, "festival": 0.25, "piper": 0.
 """How often each engine speaks, drawn before the voice so espeak-ng's many voices do not
 swamp the others. Test has no piper voice, so its shares are renormalized over the rest.
 Equal: even festival and piper, the slowest, render small in under two minutes on 2 cores."""
-FORTUNES_SHARE = 0.5
-"""The rest is Bible, whose archaic style should not dominate."""
+SOURCE_SHARES = {"assistant": 1.0, "fortunes": 0.5, "bible": 0.5}
+"""How often each source of the text speaks; the Bible's archaic style should not dominate."""
+POOL_MARGIN = 1.5
+"""The assistant grammar generates this many times the sentences a size needs, so that
+corpora of different seeds draw different sentences."""
+
+
+def _assistant_pool(needed: int) -> list[Sentence]:
+    return assistant_sentences(int(needed * POOL_MARGIN))
+
+
+TEXTS: dict[str, Callable[[int], list[Sentence]]] = {
+    "assistant": _assistant_pool,
+    "open": lambda needed: load_sentences(),
+}
+"""Text name → the sentence pool for a corpus that needs `needed` sentences."""
 SPEED_RANGE = (0.85, 1.2)
 PITCH_RANGE_CENTS = (-300.0, 300.0)
 NOISE_SHARE, SNR_RANGE_DB = 0.3, (5.0, 30.0)
@@ -51,7 +67,7 @@ def settings() -> dict[str, object]:
     return {
         "sizes": {name: vars(size) for name, size in CORPUS_SIZES.items()},
         "engine_shares": ENGINE_SHARES,
-        "fortunes_share": FORTUNES_SHARE,
+        "source_shares": SOURCE_SHARES,
         "speed_range": SPEED_RANGE,
         "pitch_range_cents": PITCH_RANGE_CENTS,
         "noise_share": NOISE_SHARE,
@@ -101,9 +117,12 @@ def plan_corpus(size: str, seed: int, sentences: list[Sentence]) -> list[Planned
         raise ValueError(f"unknown corpus size {size!r}; choose one of {sorted(CORPUS_SIZES)}")
     counts = vars(CORPUS_SIZES[size])
     pool_rng = np.random.default_rng([seed, _POOL_STREAM])
-    pools = {source: [s for s in sentences if s.source == source] for source in SOURCES}
+    sources = sorted({sentence.source for sentence in sentences})
+    pools = {source: [s for s in sentences if s.source == source] for source in sources}
     for pool in pools.values():
         pool_rng.shuffle(pool)
+    shares_of_sources = np.array([SOURCE_SHARES[source] for source in sources])
+    cumulative = np.cumsum(shares_of_sources) / shares_of_sources.sum()
     if sum(counts.values()) > len(sentences):
         raise ValueError(
             f"size {size!r} needs {sum(counts.values())} sentences, found only {len(sentences)}"
@@ -118,9 +137,10 @@ def plan_corpus(size: str, seed: int, sentences: list[Sentence]) -> list[Planned
             rng = np.random.default_rng([seed, split_index, index])
             engine_voices = voices[engines[rng.choice(len(engines), p=shares / shares.sum())]]
             voice = engine_voices[rng.integers(len(engine_voices))]
-            source = "fortunes" if rng.random() < FORTUNES_SHARE else "bible"
+            draw = rng.random()  # drawn for every text, so the other choices do not depend on it
+            source = sources[int(np.searchsorted(cumulative, draw, side="right"))]
             if not pools[source]:
-                source = next(other for other in SOURCES if pools[other])
+                source = next(other for other in sources if pools[other])
             noisy, reverberant = rng.random() < NOISE_SHARE, rng.random() < REVERB_SHARE
             plan.append(
                 PlannedUtterance(

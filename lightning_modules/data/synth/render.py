@@ -31,11 +31,16 @@ from lightning_modules.data.synth.augment import (
     speed_and_pitch,
 )
 from lightning_modules.data.synth.engines import check_tools, synthesize, tool_versions
-from lightning_modules.data.synth.plan import CORPUS_SIZES, PlannedUtterance, plan_corpus, settings
-from lightning_modules.data.synth.texts import load_sentences
+from lightning_modules.data.synth.plan import (
+    CORPUS_SIZES,
+    TEXTS,
+    PlannedUtterance,
+    plan_corpus,
+    settings,
+)
 from lightning_modules.data.synth.voices import Voice
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bump whenever the same settings would render different audio or a different manifest."""
 BATCH = 24
 """Utterances per task: enough to amortise festival's start, few enough to balance workers."""
@@ -112,7 +117,7 @@ def _write_json(path: Path, record: dict[str, Any]) -> None:
     os.replace(partial, path)
 
 
-def _claim_folder(out_dir: Path, size: str, seed: int) -> dict[str, Any] | None:
+def _claim_folder(out_dir: Path, size: str, seed: int, text: str) -> dict[str, Any] | None:
     """The saved sidecar of the corpus in `out_dir` (None if new), if it has our settings."""
     sidecar = out_dir / "corpus.json"
     if not sidecar.exists():
@@ -120,7 +125,7 @@ def _claim_folder(out_dir: Path, size: str, seed: int) -> dict[str, Any] | None:
             raise CorpusError(f"{out_dir} holds files but no corpus.json; choose an empty --out")
         return None
     saved = json.loads(sidecar.read_text(encoding="utf-8"))
-    for key, value in (("size", size), ("seed", seed), ("format", FORMAT_VERSION)):
+    for key, value in (("size", size), ("seed", seed), ("text", text), ("format", FORMAT_VERSION)):
         if saved.get(key) != value:
             raise CorpusError(
                 f"{out_dir} holds a corpus made with {key}={saved.get(key)!r}, not {value!r}; "
@@ -161,6 +166,29 @@ def _record(planned: PlannedUtterance, out_dir: Path) -> dict[str, Any]:
     }
 
 
+def data_card(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a reader of a corpus asks first: vocabulary, unseen test words, held-out voices
+    and sentences."""
+    words = {split: [w for r in records if r["split"] == split for w in r["text"].split()]
+             for split in SPLITS}  # fmt: skip
+    seen = set(words["train"])
+    voices = {split: {(r["engine"], r["voice"]) for r in records if r["split"] == split}
+              for split in SPLITS}  # fmt: skip
+    texts = {split: {r["text"] for r in records if r["split"] == split} for split in SPLITS}
+    test_words = words["test"]
+    return {
+        "vocabulary": {split: len(set(words[split])) for split in SPLITS},
+        "test_words_unseen_in_train": round(
+            sum(word not in seen for word in test_words) / max(len(test_words), 1), 4
+        ),
+        "test_vocabulary_unseen_in_train": len(set(test_words) - seen),
+        "test_sentences_in_train": len(texts["test"] & texts["train"]),
+        "test_voices": len(voices["test"]),
+        "test_voice_engines": len({engine for engine, _ in voices["test"]}),
+        "test_voices_in_train_or_dev": len(voices["test"] & (voices["train"] | voices["dev"])),
+    }
+
+
 def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts and hours per split, for the sidecar."""
     summary = {}
@@ -188,8 +216,10 @@ def render_corpus(
     seed: int = 0,
     workers: int | None = None,
     progress: bool = True,
+    text: str = "assistant",
 ) -> Path:
-    """Render (or finish rendering) the TTS corpus `size` for `seed` into `out_dir`.
+    """Render (or finish rendering) the TTS corpus `size` for `seed` into `out_dir`, speaking
+    `text` (`assistant`: the voice-assistant domain; `open`: fortunes and the KJV Bible).
 
     Returns the path of its `manifest.jsonl`. The arguments, the tools and the folder are
     checked before anything is rendered; FLACs already in the folder are kept.
@@ -200,15 +230,23 @@ def render_corpus(
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if workers is not None and (not _is_int(workers) or workers < 1):
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if text not in TEXTS:
+        raise ValueError(f"unknown corpus text {text!r}; choose one of {sorted(TEXTS)}")
     check_tools()
     out_dir = Path(out_dir)
-    saved = _claim_folder(out_dir, size, seed)
+    saved = _claim_folder(out_dir, size, seed, text)
     versions = tool_versions()
-    plan = plan_corpus(size, seed, load_sentences())
+    plan = plan_corpus(size, seed, TEXTS[text](sum(vars(CORPUS_SIZES[size]).values())))
     todo = [planned for planned in plan if not (out_dir / planned.audio).exists()]
     if saved is None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        header = {"size": size, "seed": seed, "format": FORMAT_VERSION, "versions": versions}
+        header = {
+            "size": size,
+            "seed": seed,
+            "text": text,
+            "format": FORMAT_VERSION,
+            "versions": versions,
+        }
         _write_json(out_dir / "corpus.json", {**header, "complete": False})
     else:
         if todo:
@@ -229,10 +267,12 @@ def render_corpus(
     sidecar = {
         "size": size,
         "seed": seed,
+        "text": text,
         "format": FORMAT_VERSION,
         "versions": versions,
         "settings": settings(),
         "splits": _summary(records),
+        "data_card": data_card(records),
         "complete": True,
     }
     _write_json(out_dir / "corpus.json", sidecar)

@@ -1,5 +1,6 @@
-"""Sentence sources for the corpus: Debian fortunes and the King James Bible, filtered to
-what every TTS engine reads the way the transcript spells it.
+"""The open-vocabulary text of the corpus (`text: open`): Debian fortunes and the King James
+Bible, filtered to what every TTS engine reads the way the transcript spells it. The default
+text, the voice-assistant domain, is in `assistant.py`.
 
 The pool is sorted, so it is the same list on every machine with the same text packages;
 randomness enters only later, when the plan shuffles it with the corpus seed.
@@ -17,6 +18,7 @@ from lightning_modules.data.text import TranscriptError, normalize_transcript
 
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 SOURCES = ("fortunes", "bible")
+"""The sources of the open text; each sentence records its source."""
 MIN_WORDS, MAX_WORDS = 3, 15
 
 # Letters, spaces, inner , ; ' - and one closing . ! ?: nothing a TTS front end expands
