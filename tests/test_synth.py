@@ -17,7 +17,7 @@ from lightning_modules.data.synth import render as render_module
 from lightning_modules.data.synth.engines import MissingToolError
 from lightning_modules.data.text import normalize_transcript
 
-ENGINES = {"espeak-ng", "flite", "festival", "piper"}
+ENGINES = {"espeak-ng", "flite", "festival", "piper", "hibari"}
 
 
 @pytest.fixture(scope="module")

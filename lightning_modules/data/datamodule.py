@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import soundfile
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -29,16 +30,25 @@ class SpeechDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         utterance = self.utterances[index]
-        try:
-            audio, _ = soundfile.read(str(utterance.audio), dtype="float32", always_2d=False)
-        except (soundfile.LibsndfileError, RuntimeError) as error:
-            raise CorpusError(f"{utterance.audio}: unreadable audio ({error})") from None
         return {
             "id": utterance.id,
-            "audio": torch.from_numpy(audio),
+            "audio": torch.from_numpy(read_audio(utterance)),
             "text": utterance.text,
             "tokens": torch.tensor(self.tokenizer.encode(utterance.text), dtype=torch.long),
         }
+
+
+def read_audio(utterance: Utterance) -> np.ndarray:
+    """The utterance's samples (float32): its whole file, or only its segment."""
+    try:
+        with soundfile.SoundFile(str(utterance.audio)) as audio:
+            start, stop = utterance.frame_span(audio.samplerate)
+            if start:
+                audio.seek(start)
+            frames = -1 if stop is None else stop - start
+            return audio.read(frames, dtype="float32", always_2d=False)
+    except (soundfile.LibsndfileError, RuntimeError) as error:
+        raise CorpusError(f"{utterance.audio}: unreadable audio ({error})") from None
 
 
 def collate(items: list[dict[str, Any]]) -> Batch:

@@ -4,29 +4,54 @@ Required fields: ``id``, ``audio`` (a path, relative to the manifest's folder or
 ``text`` and ``split`` (``train``, ``dev`` or ``test``). ``duration`` (seconds) is optional;
 any other field (engine, voice, speed, ...) is kept as metadata. Any corpus of audio + text
 plugs in by writing this file.
+
+A line with ``offset`` (seconds into the file) is a segment: the utterance is the ``duration``
+seconds of audio from there (to the end of the file without ``duration``). Without
+``offset`` the utterance is the whole file, and ``duration`` is only informative (the file's
+own length is used).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 SPLITS = ("train", "dev", "test")
 REQUIRED_FIELDS = ("id", "audio", "text", "split")
+SPAN = ("duration", "offset")
+MAX_LISTED_PROBLEMS = 20
 
 
 class CorpusError(ValueError):
     """Bad corpus input; the message names the file and the problem."""
 
 
+def problems_error(problems: Sequence[str], where: str = "the corpus") -> CorpusError:
+    """One `CorpusError` listing every problem found in `where` (the first 20 of them)."""
+    listed = list(problems[:MAX_LISTED_PROBLEMS])
+    more = len(problems) - len(listed)
+    return CorpusError(
+        f"{len(problems)} problem(s) in {where}:\n  "
+        + "\n  ".join(listed)
+        + (f"\n  ... and {more} more" if more else "")
+    )
+
+
 @dataclass(frozen=True)
 class Utterance:
-    """One recording and its transcript, as a reader found it (not yet validated)."""
+    """One utterance's audio and transcript, as a reader found it (not yet validated).
+
+    With `offset` None the utterance is the whole `audio` file (a `duration` a reader gives
+    is only informative: validation sets the file's). With an `offset` (seconds into the
+    file) it is a segment: `duration` seconds from there, or to the end of the file when
+    `duration` is None. Validated utterances always carry their length in `duration`.
+    """
 
     id: str
     audio: Path
@@ -34,6 +59,17 @@ class Utterance:
     split: str
     duration: float | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    offset: float | None = None
+
+    def frame_span(self, sample_rate: int) -> tuple[int, int | None]:
+        """The first frame of this utterance in its file, and the frame after its last
+        (None: the end of the file), at the file's `sample_rate`."""
+        if self.offset is None:
+            return 0, None
+        start = round(self.offset * sample_rate)
+        if self.duration is None:
+            return start, None
+        return start, start + round(self.duration * sample_rate)
 
 
 def read_manifest(path: str | Path) -> list[Utterance]:
@@ -63,10 +99,14 @@ def read_manifest(path: str | Path) -> list[Utterance]:
                 raise CorpusError(
                     f"{where}: field 'split' is {record['split']!r}, expected one of {SPLITS}"
                 )
-            duration = record.get("duration")
-            if duration is not None and not isinstance(duration, int | float):
+            duration, offset = record.get("duration"), record.get("offset")
+            if duration is not None and not _is_number(duration):
                 raise CorpusError(f"{where}: field 'duration' is {duration!r}, not a number")
-            meta = {k: v for k, v in record.items() if k not in (*REQUIRED_FIELDS, "duration")}
+            if offset is not None and not (_is_number(offset) and offset >= 0):
+                raise CorpusError(f"{where}: field 'offset' is {offset!r}, not a number >= 0")
+            if offset is not None and duration is not None and duration <= 0:
+                raise CorpusError(f"{where}: field 'duration' is {duration!r}, not > 0")
+            meta = {k: v for k, v in record.items() if k not in (*REQUIRED_FIELDS, *SPAN)}
             utterances.append(
                 Utterance(
                     id=str(record["id"]),
@@ -75,9 +115,14 @@ def read_manifest(path: str | Path) -> list[Utterance]:
                     split=record["split"],
                     duration=None if duration is None else float(duration),
                     meta=meta,
+                    offset=None if offset is None else float(offset),
                 )
             )
     return utterances
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def write_jsonl_atomic(path: str | Path, records: Iterable[Mapping[str, Any]]) -> None:

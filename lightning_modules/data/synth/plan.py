@@ -35,10 +35,16 @@ CORPUS_SIZES: dict[str, CorpusSize] = {
 """Utterances per split. At about 2.9 s per utterance, small is about 2 hours of audio
 (minutes to render on two cores) and large about 10.5 hours."""
 
-ENGINE_SHARES = {"espeak-ng": 0.25, "flite": 0.25, "festival": 0.25, "piper": 0.25}
+ENGINE_SHARES = {
+    "espeak-ng": 0.25,
+    "flite": 0.25,
+    "festival": 0.25,
+    "piper": 0.125,
+    "hibari": 0.125,
+}
 """How often each engine speaks, drawn before the voice so espeak-ng's many voices do not
-swamp the others. Test has no piper voice, so its shares are renormalized over the rest.
-Equal: even festival and piper, the slowest, render small in under two minutes on 2 cores."""
+swamp the others; the two neural voices share one part. Test has no neural voice, so its
+shares are renormalized over the rest."""
 SOURCE_SHARES = {"assistant": 1.0, "fortunes": 0.5, "bible": 0.5}
 """How often each source of the text speaks; the Bible's archaic style should not dominate."""
 POOL_MARGIN = 1.5

@@ -44,7 +44,7 @@ FORMAT_VERSION = 3
 """Bump whenever the same settings would render different audio or a different manifest."""
 BATCH = 24
 """Utterances per task: enough to amortise festival's start, few enough to balance workers."""
-_SLOW_FIRST = {"piper": 0, "festival": 1, "flite": 2, "espeak-ng": 3}
+_SLOW_FIRST = {"piper": 0, "hibari": 0, "festival": 1, "flite": 2, "espeak-ng": 3}
 _PARTIAL = ".partial"
 
 

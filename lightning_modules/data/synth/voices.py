@@ -1,7 +1,8 @@
 """The catalogue of TTS voices, and which of them are held out for the test split.
 
 A voice is (engine, name). Test voices never occur in train or dev, so test WER measures
-generalization to new speakers. piper has a single voice, so it serves train and dev only.
+generalization to new speakers. The neural engines have one voice each (piper's male joe,
+hibari's female heart), so they serve train and dev only.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ TRAIN_VOICES: dict[str, tuple[Voice, ...]] = {
     "flite": (Voice("flite", "kal16"), Voice("flite", "awb"), Voice("flite", "slt")),
     "festival": (Voice("festival", "kal_diphone"), Voice("festival", "cmu_us_slt_arctic_hts")),
     "piper": (Voice("piper", "joe"),),
+    "hibari": (Voice("hibari", "heart"),),
 }
 """Voices of the train and dev splits, by engine."""
 
