@@ -1,0 +1,330 @@
+"""`csp evaluate` and `csp transcribe`: WER and CER of any saved model on any corpus, and text
+for any audio file.
+
+A model is a Lightning checkpoint (`csp train`) or a packed file (`csp export`); both carry
+the module's hyper-parameters, so the recognizer is rebuilt from the file alone. A corpus is
+any path a corpus kind recognizes (`lightning_modules.data.readers.corpus_from_path`); only
+the chosen split is read, validated (before any decoding) and decoded, in the batches the
+DataModule serves for evaluation, so the WER equals the `test_wer` that training logs for
+the same weights and `max_batch_seconds`.
+
+`evaluate(..., out=DIR)` writes
+
+    DIR/utterances.jsonl   one object per utterance, sorted by id: reference, hypothesis,
+                           word errors and reference words, character errors and characters,
+                           and the utterance's metadata (engine, voice, augmentation, ...)
+    DIR/summary.json       the model, corpus and split, the decoding, the pooled counts, WER,
+                           CER and decoding time
+
+WER and CER are pooled over the split: total errors over total reference words (or
+characters), not a mean over utterances, as `RNNTSpeechRecognizer` logs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jiwer
+import soundfile
+import torch
+import torchaudio
+from pydantic import ValidationError
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from experiments.config import DataSection
+from experiments.files import ConfigError
+from lightning_modules.asr.features import SAMPLE_RATE
+from lightning_modules.asr.module import RNNTSpeechRecognizer
+from lightning_modules.data.batching import DurationBatchSampler
+from lightning_modules.data.datamodule import SpeechDataset, collate
+from lightning_modules.data.manifest import SPLITS, CorpusError, Utterance, write_jsonl_atomic
+from lightning_modules.data.readers import CorpusSection, corpus_from_path, corpus_section
+from lightning_modules.data.tokenizer import CharTokenizer
+from lightning_modules.data.validation import validate_corpus
+from lightning_modules.pruning.saved import SavedFileError, read_saved
+
+UTTERANCES = "utterances.jsonl"
+SUMMARY = "summary.json"
+DEFAULT_BATCH_SECONDS: float = DataSection.model_fields["max_batch_seconds"].default
+"""The training default of `data.max_batch_seconds`: the same batches as a run's test."""
+MAX_LISTED_MISMATCHES = 3
+
+
+def _weights_problems(module: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> list[str]:
+    """What keeps `state_dict` from loading strictly into `module`: names and shapes."""
+    expected = module.state_dict()
+    problems = [
+        f"{name}: shape {tuple(tensor.shape)} in the file, {tuple(expected[name].shape)} "
+        "in the model"
+        for name, tensor in state_dict.items()
+        if name in expected and tensor.shape != expected[name].shape
+    ]
+    problems += [f"{name}: missing from the file" for name in expected if name not in state_dict]
+    problems += [f"{name}: not in the model" for name in state_dict if name not in expected]
+    return problems
+
+
+def load_model_and_kind(path: str | Path) -> tuple[RNNTSpeechRecognizer, str]:
+    """The recognizer saved in `path` (in eval mode, on the CPU) and the file's kind
+    (`checkpoint` or `packed`).
+
+    Raises `ConfigError` naming the file for a missing or foreign file, one without the
+    recognizer's hyper-parameters, or weights that do not fit the model they describe.
+    """
+    path = Path(path)
+    try:
+        saved = read_saved(path)
+    except SavedFileError as error:
+        raise ConfigError(str(error)) from None
+    hyper_parameters = saved.hyper_parameters
+    if "model" not in hyper_parameters:
+        raise ConfigError(
+            f"{path}: no RNNTSpeechRecognizer hyper-parameters in the {saved.kind} file"
+        )
+    try:
+        module = RNNTSpeechRecognizer(**hyper_parameters)
+    except (TypeError, ValueError, ValidationError) as error:
+        first = str(error).strip().splitlines()[0]
+        raise ConfigError(
+            f"{path}: its hyper-parameters do not describe an RNNTSpeechRecognizer ({first})"
+        ) from None
+    problems = _weights_problems(module, saved.state_dict)
+    if problems:
+        listed = "; ".join(problems[:MAX_LISTED_MISMATCHES])
+        more = len(problems) - MAX_LISTED_MISMATCHES
+        raise ConfigError(
+            f"{path}: the weights do not fit the model its hyper-parameters describe "
+            f"({len(problems)} tensor(s): {listed}{f'; ... and {more} more' if more > 0 else ''})"
+        )
+    # The same strict load as `load_from_checkpoint` and `load_packed_module`.
+    module.load_state_dict(saved.state_dict, strict=True)
+    return module.eval(), saved.kind
+
+
+def load_model(path: str | Path) -> RNNTSpeechRecognizer:
+    """The recognizer saved in a checkpoint or packed file, in eval mode, on the CPU."""
+    return load_model_and_kind(path)[0]
+
+
+def read_corpus_section(path: str | Path) -> CorpusSection:
+    """The corpus section of a path (a manifest, a folder holding one, a LibriSpeech root)."""
+    path = Path(path)
+    if not path.exists():
+        raise CorpusError(f"--corpus {path}: no such file or folder")
+    try:
+        return corpus_section(corpus_from_path(path))
+    except ValueError as error:
+        if isinstance(error, CorpusError):
+            raise
+        raise CorpusError(f"--corpus {path}: {error}") from None
+
+
+def read_split(section: CorpusSection, split: str) -> list[Utterance]:
+    """The split's utterances, validated (audio present, 16 kHz mono, normalizable text).
+
+    Only the split is checked: a test-only corpus evaluates, and a broken train file does
+    not stop a test evaluation.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
+    chosen = [u for u in section.read() if u.split == split]
+    return validate_corpus(chosen, required_splits=[split])
+
+
+def _batches(utterances: Sequence[Utterance], batch_seconds: float) -> DataLoader:
+    """The evaluation batches of `SpeechDataModule` (duration-sorted, nothing dropped)."""
+    sampler = DurationBatchSampler([u.duration for u in utterances], batch_seconds, shuffle=False)
+    return DataLoader(
+        SpeechDataset(utterances, CharTokenizer()), batch_sampler=sampler, collate_fn=collate
+    )
+
+
+def score(reference: str, hypothesis: str) -> dict[str, int]:
+    """Word and character errors of one hypothesis, counted as jiwer (and the module) does."""
+    words = jiwer.process_words(reference, hypothesis)
+    chars = jiwer.process_characters(reference, hypothesis)
+    return {
+        "errors": words.substitutions + words.deletions + words.insertions,
+        "words": words.hits + words.substitutions + words.deletions,
+        "char_errors": chars.substitutions + chars.deletions + chars.insertions,
+        "chars": chars.hits + chars.substitutions + chars.deletions,
+    }
+
+
+def decode(
+    model: RNNTSpeechRecognizer,
+    utterances: Sequence[Utterance],
+    beam: int = 0,
+    batch_seconds: float = DEFAULT_BATCH_SECONDS,
+    progress: bool = True,
+    description: str = "decoding",
+) -> dict[str, str]:
+    """Utterance id → hypothesis, greedy (or beam search with `beam` > 1)."""
+    hypotheses: dict[str, str] = {}
+    model.eval()
+    with (
+        torch.no_grad(),
+        tqdm(
+            total=len(utterances),
+            desc=description,
+            unit="utt",
+            disable=not progress,
+            file=sys.stderr,
+        ) as bar,
+    ):
+        for batch in _batches(utterances, batch_seconds):
+            texts = model.transcribe(batch, beam)
+            hypotheses.update(zip(batch["ids"], texts, strict=True))
+            bar.update(len(texts))
+    return hypotheses
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _check_out(out: Path | None) -> None:
+    if out is not None and out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+
+
+def evaluate(
+    model_path: str | Path,
+    corpus_path: str | Path,
+    split: str = "test",
+    beam: int = 0,
+    out: str | Path | None = None,
+    batch_seconds: float = DEFAULT_BATCH_SECONDS,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """WER and CER of the model in `model_path` on one split of the corpus at `corpus_path`.
+
+    The model, the corpus and the split are checked before any decoding, and nothing is
+    written when one is refused. Returns the summary (also `out/summary.json` with `out`,
+    next to `out/utterances.jsonl`).
+    """
+    out = None if out is None else Path(out)
+    _check_out(out)
+    if beam < 0:
+        raise ConfigError(f"--beam {beam}: expected 0 or more")
+    if batch_seconds <= 0:
+        raise ConfigError(f"--batch-seconds {batch_seconds}: expected more than 0")
+    model, kind = load_model_and_kind(model_path)
+    section = read_corpus_section(corpus_path)
+    utterances = read_split(section, split)
+
+    started = time.perf_counter()
+    hypotheses = decode(model, utterances, beam, batch_seconds, progress, f"decoding {split}")
+    decode_wall_s = time.perf_counter() - started
+
+    records = []
+    for utterance in sorted(utterances, key=lambda u: u.id):
+        hypothesis = hypotheses[utterance.id]
+        records.append(
+            {
+                **utterance.meta,
+                "id": utterance.id,
+                "reference": utterance.text,
+                "hypothesis": hypothesis,
+                **score(utterance.text, hypothesis),
+            }
+        )
+    totals = {
+        key: sum(r[key] for r in records) for key in ("errors", "words", "char_errors", "chars")
+    }
+    summary = {
+        "model": str(model_path),
+        "model_kind": kind,
+        "corpus": section.model_dump(mode="json"),
+        "split": split,
+        "beam": beam,
+        "decoding": "beam" if beam > 1 else "greedy",
+        "batch_seconds": batch_seconds,
+        "utterances": len(records),
+        **totals,
+        "wer": totals["errors"] / max(totals["words"], 1),
+        "cer": totals["char_errors"] / max(totals["chars"], 1),
+        "decode_wall_s": decode_wall_s,
+    }
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_jsonl_atomic(out / UTTERANCES, records)
+        _write_json_atomic(out / SUMMARY, summary)  # last: its presence means a complete run
+    return summary
+
+
+def _check_audio(paths: Iterable[Path]) -> None:
+    """Every file exists and its header reads as audio; all problems at once."""
+    problems = []
+    for path in paths:
+        if not path.is_file():
+            problems.append(f"{path}: audio file {'not a file' if path.exists() else 'not found'}")
+            continue
+        try:
+            info = soundfile.info(str(path))
+        except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
+            problems.append(f"{path}: unreadable audio ({error})")
+            continue
+        if info.frames == 0:
+            problems.append(f"{path}: audio holds no samples")
+    if problems:
+        raise CorpusError(
+            "; ".join(problems)
+            if len(problems) == 1
+            else "\n  ".join([f"{len(problems)} audio file(s) cannot be transcribed:", *problems])
+        )
+
+
+def read_audio(path: str | Path) -> torch.Tensor:
+    """A file's samples as 16 kHz mono float32: channels averaged, other rates resampled."""
+    path = Path(path)
+    try:
+        audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
+        raise CorpusError(f"{path}: unreadable audio ({error})") from None
+    mono = torch.from_numpy(audio).mean(dim=1)
+    if rate != SAMPLE_RATE:
+        mono = torchaudio.functional.resample(mono, rate, SAMPLE_RATE)
+    return mono
+
+
+def transcribe_files(
+    model_path: str | Path, paths: Sequence[str | Path], beam: int = 0
+) -> list[tuple[Path, str]]:
+    """The text of each audio file, decoded alone (greedy, or beam search with `beam` > 1).
+
+    Every file is checked before the model decodes anything; a missing or unreadable one is
+    a `CorpusError` naming it.
+    """
+    paths = [Path(path) for path in paths]
+    if beam < 0:
+        raise ConfigError(f"--beam {beam}: expected 0 or more")
+    _check_audio(paths)
+    model = load_model(model_path)
+    results = []
+    with torch.no_grad():
+        for path in paths:
+            item = {
+                "id": str(path),
+                "audio": read_audio(path),
+                "text": "",
+                "tokens": torch.zeros(0, dtype=torch.long),
+            }
+            (text,) = model.transcribe(collate([item]), beam)
+            results.append((path, text))
+    return results

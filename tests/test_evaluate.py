@@ -1,0 +1,228 @@
+"""`csp evaluate` and `csp transcribe` on real models: the WER training logged, per-utterance
+records, transcripts of any audio, and refusals that name the file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+import torchaudio
+
+from experiments.config import ExperimentConfig
+from experiments.train import train
+from lightning_modules.asr.module import RNNTSpeechRecognizer
+from lightning_modules.asr.presets import model_config
+from lightning_modules.pruning.packing import save_packed
+from lightning_modules.pruning.saved import read_saved
+
+BATCH_SECONDS = 20
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A tiny run of a few steps; its result.json (with `run_dir` added)."""
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    config = ExperimentConfig.model_validate(
+        {
+            "name": "tiny-evaluate",
+            "corpus": {"kind": "manifest", "path": str(tiny_corpus)},
+            "model": {"preset": "tiny"},
+            "data": {"max_batch_seconds": BATCH_SECONDS},
+            "optim": {"learning_rate": 0.01},
+            "trainer": {"max_steps": 20, "val_every_n_steps": 10, "checkpoint_every_n_steps": 10},
+            "tracking": {"mode": "disabled"},
+        }
+    )
+    train(config, run_dir)
+    return {**json.loads((run_dir / "result.json").read_text()), "run_dir": run_dir}
+
+
+@pytest.fixture(scope="module")
+def untrained(trained: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run's model at a fixed random initialization, packed: a real model whose greedy
+    search emits plenty of (wrong) text, so transcripts are compared character by character
+    (a model trained for a few steps only emits blanks)."""
+    hyper_parameters = read_saved(trained["checkpoint"]).hyper_parameters
+    torch.manual_seed(0)
+    module = RNNTSpeechRecognizer(**hyper_parameters)
+    path = tmp_path_factory.mktemp("untrained") / "untrained.packed"
+    save_packed(path, module.state_dict(), {"hyper_parameters": hyper_parameters})
+    return path
+
+
+def manifest_lines(manifest: Path, split: str) -> list[dict[str, Any]]:
+    """The split's manifest records, audio paths made absolute."""
+    lines = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    return [
+        {**line, "audio": str(manifest.parent / line["audio"])}
+        for line in lines
+        if line["split"] == split
+    ]
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def as_logged(value: float) -> float:
+    """WER as the module logs it (a float32 tensor), so result.json holds it."""
+    return float(np.float32(value))
+
+
+def test_help_lists_both_commands(csp: Callable) -> None:
+    listed = csp("--help").stdout.split("Commands:")[1].splitlines()
+    for name in ("evaluate", "transcribe"):
+        (line,) = [line for line in listed if line.split()[:1] == [name]]
+        assert len(line.split()) > 3 and not line.rstrip().endswith("..."), line
+    assert "--batch-seconds" in csp("evaluate", "--help").stdout
+
+
+def test_evaluate_gives_the_runs_test_wer_from_checkpoint_and_packed_file(
+    csp: Callable, trained: dict[str, Any], tiny_corpus: Path, tmp_path: Path
+) -> None:
+    test = manifest_lines(tiny_corpus, "test")
+    outputs = {}
+    for label, model in (
+        ("checkpoint", Path(trained["checkpoint"])),
+        ("packed", trained["run_dir"] / "model.packed"),
+    ):
+        out = tmp_path / label
+        done = csp(
+            "evaluate", model, "--corpus", tiny_corpus, "--split", "test",
+            "--batch-seconds", BATCH_SECONDS, "--out", out,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        summary = json.loads((out / "summary.json").read_text())
+        records = read_jsonl(out / "utterances.jsonl")
+        assert summary["model_kind"] == label
+        assert summary["model"] == str(model)
+        assert summary["split"] == "test" and summary["beam"] == 0
+        assert summary["corpus"] == {"kind": "manifest", "path": str(tiny_corpus)}
+        assert summary["utterances"] == len(records) == len(test) == trained["utterances"]["test"]
+        assert summary["decode_wall_s"] > 0
+        assert as_logged(summary["wer"]) == pytest.approx(trained["test_wer"], abs=1e-9)
+        assert summary["wer"] == pytest.approx(trained["test_wer"], abs=1e-6)
+        assert done.stdout.splitlines() == [
+            f"split test: WER {summary['wer']:.4f} ({summary['words']} words, "
+            f"{len(test)} utterances), CER {summary['cer']:.4f}"
+        ]
+
+        ids = [record["id"] for record in records]
+        assert ids == sorted(line["id"] for line in test)
+        words = sum(record["words"] for record in records)
+        assert words == summary["words"] == sum(len(line["text"].split()) for line in test)
+        errors = sum(record["errors"] for record in records)
+        assert errors == pytest.approx(summary["wer"] * words, abs=1e-6)
+        chars = sum(record["chars"] for record in records)
+        char_errors = sum(record["char_errors"] for record in records)
+        assert char_errors / chars == pytest.approx(summary["cer"], abs=1e-12)
+        by_id = {line["id"]: line for line in test}
+        for record in records:
+            line = by_id[record["id"]]
+            assert record["reference"] == line["text"]
+            for field in ("engine", "voice", "augmentation"):
+                assert record[field] == line[field], field
+        outputs[label] = records
+    assert outputs["checkpoint"] == outputs["packed"]
+
+
+def test_transcribe_matches_evaluate_at_any_sample_rate(
+    csp: Callable, untrained: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """transcribe decodes each file alone: compared with evaluate on batches of one utterance
+    (a tiny --batch-seconds), on a test-only manifest."""
+    test = manifest_lines(tiny_corpus, "test")[:6]
+    manifest = tmp_path / "test-only.jsonl"
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in test))
+    out = tmp_path / "out"
+    done = csp(
+        "evaluate", untrained, "--corpus", manifest, "--batch-seconds", "0.001", "--out", out
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["model_kind"] == "packed"
+    hypotheses = {r["id"]: r["hypothesis"] for r in read_jsonl(out / "utterances.jsonl")}
+    assert all(hypotheses.values())  # the untrained model emits text for every utterance
+
+    audio, rate = soundfile.read(test[0]["audio"], dtype="float32")
+    assert rate == 16_000 and audio.ndim == 1
+    low = torchaudio.functional.resample(torch.from_numpy(audio), rate, 8_000).numpy()
+    stereo = tmp_path / "copy-8k-stereo.wav"
+    soundfile.write(stereo, np.stack([low, 0.5 * low], axis=1), 8_000)
+
+    paths = [line["audio"] for line in test]
+    done = csp("transcribe", untrained, *paths, stereo)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == len(paths) + 1
+    for line, path, record in zip(lines, paths, test, strict=False):
+        assert line == f"{path}\t{hypotheses[record['id']]}"
+    path, text = lines[-1].split("\t")
+    assert path == str(stereo) and text.strip()
+
+
+def assert_refused(done: Any, named: Path | str, *expected: str, out: Path | None = None) -> None:
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: ") and str(named) in done.stderr, done.stderr
+    for text in expected:
+        assert text in done.stderr, done.stderr
+    assert out is None or not out.exists()
+
+
+def test_a_missing_model_is_refused(csp: Callable, tiny_corpus: Path, tmp_path: Path) -> None:
+    absent, out = tmp_path / "absent.ckpt", tmp_path / "out"
+    done = csp("evaluate", absent, "--corpus", tiny_corpus, "--out", out)
+    assert_refused(done, absent, "file not found", out=out)
+    done = csp("transcribe", absent, manifest_lines(tiny_corpus, "test")[0]["audio"])
+    assert_refused(done, absent, "file not found")
+
+
+def test_a_corpus_at_the_wrong_sample_rate_is_refused(
+    csp: Callable, trained: dict[str, Any], tmp_path: Path
+) -> None:
+    lines = []
+    for split in ("train", "dev", "test"):
+        audio = tmp_path / f"{split}.wav"
+        soundfile.write(audio, np.zeros(8_000, dtype=np.float32), 8_000)
+        lines.append({"id": split, "audio": audio.name, "text": "hello world", "split": split})
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "out"
+    done = csp("evaluate", trained["checkpoint"], "--corpus", manifest, "--out", out)
+    assert_refused(done, tmp_path / "test.wav", "sample rate 8000 Hz", out=out)
+
+
+def test_a_packed_file_of_another_shape_is_refused(
+    csp: Callable, trained: dict[str, Any], tiny_corpus: Path, tmp_path: Path
+) -> None:
+    hyper_parameters = read_saved(trained["checkpoint"]).hyper_parameters
+    narrower = RNNTSpeechRecognizer(
+        **{**hyper_parameters, "model": model_config("tiny", encoder_hidden=32).model_dump()}
+    )
+    packed = tmp_path / "other-shape.packed"
+    save_packed(packed, narrower.state_dict(), {"hyper_parameters": hyper_parameters})
+    out = tmp_path / "out"
+    done = csp("evaluate", packed, "--corpus", tiny_corpus, "--out", out)
+    assert_refused(done, packed, "do not fit", "rnnt.transcriber.lstm", out=out)
+    done = csp("transcribe", packed, manifest_lines(tiny_corpus, "test")[0]["audio"])
+    assert_refused(done, packed, "do not fit")
+
+
+def test_a_missing_audio_file_is_refused(
+    csp: Callable, trained: dict[str, Any], tiny_corpus: Path, tmp_path: Path
+) -> None:
+    present = manifest_lines(tiny_corpus, "test")[0]["audio"]
+    absent = tmp_path / "absent.wav"
+    done = csp("transcribe", trained["checkpoint"], present, absent)
+    assert_refused(done, absent, "not found")
+    assert done.stdout == ""
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"not audio at all")
+    done = csp("transcribe", trained["checkpoint"], garbage)
+    assert_refused(done, garbage, "unreadable audio")
