@@ -5,6 +5,7 @@ Usage:
     csp data synth --size small --out data/small     # the offline TTS corpus   (cli/data.py)
     csp data real --out data/real                    # real speech, test only  (cli/data.py)
     csp train --config FILE [--set key=value]        # one run                  (cli/train.py)
+    csp evaluate MODEL --corpus PATH / transcribe    # WER, CER; text of audio  (cli/evaluate.py)
     csp export CKPT --out FILE / csp audit CKPT      # saved models             (cli/models.py)
     csp reproduce [--grid NAME|FILE]                 # the paper comparison     (cli/reproduce.py)
     csp report EXPERIMENT... --out DIR               # tables, figures, HTML    (cli/report.py)
