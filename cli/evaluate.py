@@ -17,6 +17,14 @@ import click
 
 from lightning_modules.data.manifest import SPLITS
 
+BEAM_OPTION = click.option(
+    "--beam",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="beam width; 0 or 1: greedy decoding",
+)
+
 
 @click.command("evaluate", short_help="WER and CER of a checkpoint or packed file on a corpus.")
 @click.argument("model", type=click.Path(path_type=Path))
@@ -25,16 +33,11 @@ from lightning_modules.data.manifest import SPLITS
     "corpus",
     type=click.Path(path_type=Path),
     required=True,
-    help="a manifest (.jsonl), a folder holding manifest.jsonl, or a LibriSpeech root",
+    help="any path a corpus kind recognizes: a manifest (.jsonl), a folder holding "
+    "manifest.jsonl, a LibriSpeech root, Kaldi or lhotse folders",
 )
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
-@click.option(
-    "--beam",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="beam width; 0 or 1: greedy decoding",
-)
+@BEAM_OPTION
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -86,13 +89,7 @@ def evaluate(
 @click.command("transcribe", short_help="Print the text a checkpoint or packed file hears.")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("audio", type=click.Path(path_type=Path), nargs=-1, required=True)
-@click.option(
-    "--beam",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="beam width; 0 or 1: greedy decoding",
-)
+@BEAM_OPTION
 def transcribe(model: Path, audio: tuple[Path, ...], beam: int) -> None:
     """Transcribe AUDIO files with MODEL; print one `path<TAB>text` line per file.
 
