@@ -21,6 +21,7 @@ by that package) or any module the user imports before building configs.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import typing
@@ -65,9 +66,11 @@ def register(cls: type) -> type:
     return cls
 
 
+@functools.cache
 def option_schema(method: type) -> type[BaseModel]:
     """A strict pydantic model of the method's options, read from its `__init__` signature:
-    unknown options and values of the wrong type are errors naming the option."""
+    unknown options and values of the wrong type are errors naming the option. Built once per
+    class (every config validation asks for it)."""
     hints = typing.get_type_hints(method.__init__)
     fields: dict[str, Any] = {}
     for name, parameter in inspect.signature(method.__init__).parameters.items():
