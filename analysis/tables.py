@@ -120,6 +120,11 @@ class Entry:
             return ""
         return f"sparsity {realized:.3f}, {packed / 1000:.1f} kB ({packed / dense:.0%} of dense)"
 
+    def real_text(self) -> str:
+        """WER on real speech (the run's `real_test`), when the runs scored it."""
+        real = self.mean_of("real_wer")
+        return "" if real is None else f"real speech {real:.3f}"
+
     def seeds_text(self) -> str:
         """`2/3 seeds` when some seeds are missing, else empty."""
         if not self.problems or not self.complete:

@@ -28,6 +28,7 @@ from lightning_modules.asr.presets import model_config
 from lightning_modules.data.datamodule import SpeechDataModule
 from lightning_modules.data.manifest import read_manifest
 from lightning_modules.data.synth import render_corpus
+from lightning_modules.data.tokenizer import CharTokenizer
 from lightning_modules.data.validation import validate_corpus
 from lightning_modules.pruning.methods import METHODS
 from lightning_modules.pruning.schedules import SparsitySchedule
@@ -83,7 +84,9 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=REPO / "data" / "small")
     args = parser.parse_args()
     manifest = render_corpus(args.corpus, size="small", seed=0)
-    data = SpeechDataModule(validate_corpus(read_manifest(manifest)), max_batch_seconds=90)
+    data = SpeechDataModule(
+        validate_corpus(read_manifest(manifest)), CharTokenizer(), max_batch_seconds=90
+    )
     schedule = SparsitySchedule(final=0.8, start=0, end=args.steps - 1, every=args.every)
 
     # dense runs first and last, so a drift of the machine's speed during the run is averaged

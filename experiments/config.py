@@ -60,9 +60,22 @@ class ModelSection(StrictModel):
         return model_config(self.preset, **self.overrides)
 
 
+class TokenizerSection(StrictModel):
+    """The output units: characters, or word pieces trained on the training transcripts."""
+
+    kind: Literal["char", "sentencepiece"] = "char"
+    vocab_size: int = Field(
+        256, ge=32, description="sentencepiece pieces (the blank comes on top); ignored for char"
+    )
+    model_type: Literal["unigram", "bpe"] = "unigram"
+
+
 class DataSection(StrictModel):
     max_batch_seconds: float = Field(60.0, gt=0)
     num_workers: int = Field(0, ge=0)
+    sorted_epochs: int = Field(
+        0, ge=0, description="first epochs in order of duration, shortest first (SortaGrad)"
+    )
 
 
 class OptimSection(StrictModel):
@@ -173,12 +186,18 @@ class ExperimentConfig(StrictModel):
         description="a registered corpus kind's section (lightning_modules/data/readers/)",
     )
     model: ModelSection = Field(default_factory=ModelSection)
+    tokenizer: TokenizerSection = Field(default_factory=TokenizerSection)
     data: DataSection = Field(default_factory=DataSection)
     optim: OptimSection = Field(default_factory=OptimSection)
     trainer: TrainerSection = Field(default_factory=TrainerSection)
     pruning: PruningSection | None = None
     init_from: Path | None = Field(
         None, description="a checkpoint whose weights start the run (the dense model)"
+    )
+    real_test: Path | None = Field(
+        None,
+        description="a real-speech test corpus (`csp data real`; built there if missing) "
+        "scored after the test split: an out-of-domain check, never a tuning target",
     )
     tracking: TrackingSection = Field(default_factory=TrackingSection)
 

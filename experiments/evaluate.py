@@ -47,7 +47,7 @@ from lightning_modules.data.batching import DurationBatchSampler
 from lightning_modules.data.datamodule import SpeechDataset, collate
 from lightning_modules.data.manifest import SPLITS, CorpusError, Utterance, write_jsonl_atomic
 from lightning_modules.data.readers import CorpusSection, corpus_from_path, corpus_section
-from lightning_modules.data.tokenizer import CharTokenizer
+from lightning_modules.data.tokenizer import Tokenizer
 from lightning_modules.data.validation import validate_corpus
 from lightning_modules.pruning.saved import SavedFileError, read_saved
 
@@ -139,11 +139,13 @@ def read_split(section: CorpusSection, split: str) -> list[Utterance]:
     return validate_corpus(chosen, required_splits=[split])
 
 
-def _batches(utterances: Sequence[Utterance], batch_seconds: float) -> DataLoader:
+def _batches(
+    utterances: Sequence[Utterance], tokenizer: Tokenizer, batch_seconds: float
+) -> DataLoader:
     """The evaluation batches of `SpeechDataModule` (duration-sorted, nothing dropped)."""
     sampler = DurationBatchSampler([u.duration for u in utterances], batch_seconds, shuffle=False)
     return DataLoader(
-        SpeechDataset(utterances, CharTokenizer()), batch_sampler=sampler, collate_fn=collate
+        SpeechDataset(utterances, tokenizer), batch_sampler=sampler, collate_fn=collate
     )
 
 
@@ -180,7 +182,7 @@ def decode(
             file=sys.stderr,
         ) as bar,
     ):
-        for batch in _batches(utterances, batch_seconds):
+        for batch in _batches(utterances, model.tokenizer, batch_seconds):
             texts = model.transcribe(batch, beam)
             hypotheses.update(zip(batch["ids"], texts, strict=True))
             bar.update(len(texts))

@@ -1,8 +1,11 @@
-"""The metrics stream of a run: one JSON line per logging call (`metrics.jsonl`)."""
+"""The metrics stream of a run: one JSON line per logging call (`metrics.jsonl`), each with
+its step and the wall-clock time it was logged at (`wall_time`, Unix seconds), so learning
+curves can be drawn against time as well as steps."""
 
 from __future__ import annotations
 
 import json
+import time
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
@@ -46,7 +49,11 @@ class JsonlLogger(Logger):
 
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        record = {"step": step, **{key: float(value) for key, value in metrics.items()}}
+        record = {
+            "step": step,
+            "wall_time": time.time(),
+            **{key: float(value) for key, value in metrics.items()},
+        }
         with self.path.open("a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
 

@@ -71,6 +71,8 @@ class RunResult(BaseModel):
     dev_wer: float
     test_wer: float
     test_wer_beam: float | None = None
+    real_wer: float | None = None
+    real_cer: float | None = None
     utterances: dict[str, int]
     hours: dict[str, float]
     method: str | None = None

@@ -8,8 +8,10 @@ A run directory holds everything about the run:
     checkpoints/       last.ckpt (for --resume) and, for dense runs, the best one by dev WER
     model.packed       the final weights as a packed sparse file (`csp export`)
     wandb/             the W&B run files (offline unless W&B is set up)
-    result.json        the final dev and test WER, sparsity and size from the saved weights,
-                       parameter count and training time
+    real_test/         with `real_test`: the chosen checkpoint on real speech (`csp evaluate`
+                       records: utterances.jsonl, summary.json)
+    result.json        the final dev and test WER (and real-speech WER), sparsity and size
+                       from the saved weights, parameter count and training time
 
 A pruning run (a config with a `pruning` section) starts from the weights of `init_from`,
 prunes with the method's callback and is evaluated on its final weights: the best dev WER of
@@ -30,6 +32,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 
 from experiments.config import ConfigError, ExperimentConfig, dump_config
+from experiments.evaluate import evaluate, read_corpus_section, read_split
 from experiments.files import read_yaml
 from experiments.metrics import JsonlLogger
 from experiments.provenance import provenance
@@ -48,6 +51,8 @@ from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.asr.rnnt import bf16_lstm_runs_on_this_cpu
 from lightning_modules.data.datamodule import SpeechDataModule
 from lightning_modules.data.manifest import Utterance
+from lightning_modules.data.real import build_real_corpus
+from lightning_modules.data.tokenizer import CharTokenizer, TokenizerSpec, WordPieceTokenizer
 from lightning_modules.data.validation import validate_corpus
 from lightning_modules.pruning.audit import audit
 from lightning_modules.pruning.export import export_packed
@@ -189,9 +194,41 @@ def size_record(checkpoint: Path, packed: Path) -> dict[str, Any]:
     }
 
 
-def build_module(config: ExperimentConfig) -> RNNTSpeechRecognizer:
+REAL_TEST = "real_test"
+
+
+def prepare_real_test(path: Path) -> None:
+    """Build the real-speech test corpus if `path` holds none yet (like the synthetic corpus
+    renders itself), and validate it, before the first training step."""
+    if not (path / "manifest.jsonl").is_file() and not path.is_file():
+        try:
+            build_real_corpus(path, progress=False)
+        except (ValueError, OSError) as error:
+            raise ConfigError(f"real_test: {path}: {error}") from None
+    read_split(read_corpus_section(path), "test")
+
+
+def build_tokenizer(config: ExperimentConfig, utterances: Sequence[Utterance]) -> TokenizerSpec:
+    """The run's tokenizer: its start model's (a pruning run decodes like its dense model),
+    else characters, or word pieces trained on the training transcripts (deterministic, so a
+    resumed run gets the same one)."""
+    if config.init_from is not None:
+        saved = torch.load(config.init_from, map_location="cpu", weights_only=False)
+        return saved["hyper_parameters"].get("tokenizer") or CharTokenizer().spec()
+    section = config.tokenizer
+    if section.kind == "char":
+        return CharTokenizer().spec()
+    texts = [u.text for u in utterances if u.split == "train"]
+    try:
+        return WordPieceTokenizer.train(texts, section.vocab_size, section.model_type).spec()
+    except ValueError as error:
+        raise ConfigError(f"tokenizer: {error}") from None
+
+
+def build_module(config: ExperimentConfig, tokenizer: TokenizerSpec) -> RNNTSpeechRecognizer:
     return RNNTSpeechRecognizer(
         model=config.model.resolve().model_dump(),
+        tokenizer=tokenizer,
         learning_rate=config.optim.learning_rate,
         weight_decay=config.optim.weight_decay,
         warmup_fraction=config.optim.warmup_fraction,
@@ -222,6 +259,8 @@ def train(
     check_start_weights(config)
     check_precision(config)
     utterances = load_corpus(config)
+    if owner and config.real_test is not None:
+        prepare_real_test(config.real_test)
     if owner:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG).write_text(dump_config(config), encoding="utf-8")
@@ -231,11 +270,16 @@ def train(
     resume_step = None
     if checkpoint is not None:
         resume_step = torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
-    module = build_module(config)
+    module = build_module(config, build_tokenizer(config, utterances))
     if checkpoint is None and config.init_from is not None:
         load_start_weights(module, config.init_from)
     data = SpeechDataModule(
-        utterances, config.data.max_batch_seconds, config.data.num_workers, seed=config.seed
+        utterances,
+        module.tokenizer,
+        config.data.max_batch_seconds,
+        config.data.num_workers,
+        seed=config.seed,
+        sorted_epochs=config.data.sorted_epochs,
     )
     trainer, best = build_trainer(config, run_dir, resume_step, callbacks)
     try:
@@ -263,6 +307,16 @@ def fit_and_evaluate(
     chosen = (best.best_model_path if best else "") or str(last)
     dev = trainer.validate(module, datamodule=data, ckpt_path=chosen, verbose=False)[0]
     test = trainer.test(module, datamodule=data, ckpt_path=chosen, verbose=False)[0]
+    real = {}
+    if config.real_test is not None and trainer.is_global_zero:
+        summary = evaluate(
+            chosen,
+            config.real_test,
+            out=run_dir / REAL_TEST,
+            batch_seconds=config.data.max_batch_seconds,
+            progress=False,
+        )
+        real = {"real_wer": summary["wer"], "real_cer": summary["cer"]}
     pruning = config.pruning
     result = RunResult(
         name=config.name,
@@ -281,6 +335,7 @@ def fit_and_evaluate(
         },
         method=pruning.method if pruning is not None else None,
         target_sparsity=pruning.sparsity if pruning is not None else None,
+        **real,
     )
     if trainer.is_global_zero:
         result = result.model_copy(update=size_record(Path(chosen), run_dir / PACKED))

@@ -25,6 +25,7 @@ from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.asr.presets import model_config
 from lightning_modules.data.datamodule import SpeechDataModule
 from lightning_modules.data.manifest import read_manifest
+from lightning_modules.data.tokenizer import CharTokenizer
 from lightning_modules.data.validation import validate_corpus
 from lightning_modules.pruning.methods import METHODS
 from lightning_modules.pruning.schedules import SparsitySchedule
@@ -69,7 +70,9 @@ def tiny_rnnt(max_steps: int) -> RNNTSpeechRecognizer:
 
 
 def tiny_data(manifest: Path) -> SpeechDataModule:
-    return SpeechDataModule(validate_corpus(read_manifest(manifest)), max_batch_seconds=20)
+    return SpeechDataModule(
+        validate_corpus(read_manifest(manifest)), CharTokenizer(), max_batch_seconds=20
+    )
 
 
 def schedule(final: float = 0.7, start: int = 2, end: int = 8, every: int = 2) -> SparsitySchedule:

@@ -58,3 +58,20 @@ def test_rejects_impossible_settings() -> None:
         DurationBatchSampler(DURATIONS, 0, shuffle=True)
     with pytest.raises(ValueError, match="cannot be shared by 500 processes"):
         DurationBatchSampler(DURATIONS, 20.0, shuffle=True, num_replicas=500)
+
+
+def test_sorted_epochs_go_shortest_first_then_shuffle() -> None:
+    """SortaGrad: the first `sorted_epochs` epochs in order of duration, on every rank."""
+    for rank in (0, 1):
+        sampler = DurationBatchSampler(
+            DURATIONS, 20.0, shuffle=True, seed=3, num_replicas=2, rank=rank, sorted_epochs=2
+        )
+        for epoch in (0, 1):
+            sampler.set_epoch(epoch)
+            longest = [max(DURATIONS[i] for i in batch) for batch in sampler]
+            assert longest == sorted(longest)
+        sampler.set_epoch(2)
+        longest = [max(DURATIONS[i] for i in batch) for batch in sampler]
+        assert longest != sorted(longest)
+    with pytest.raises(ValueError, match="sorted_epochs must be >= 0, got -1"):
+        DurationBatchSampler(DURATIONS, 20.0, shuffle=True, sorted_epochs=-1)

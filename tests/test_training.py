@@ -20,6 +20,7 @@ from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.data.datamodule import SpeechDataModule
 from lightning_modules.data.manifest import read_manifest
 from lightning_modules.data.text import ALPHABET
+from lightning_modules.data.tokenizer import CharTokenizer
 from lightning_modules.data.validation import validate_corpus
 
 
@@ -75,7 +76,9 @@ def test_loss_falls(trained_run: Path, tiny_corpus: Path) -> None:
     ).eval()
     torch.manual_seed(0)
     untrained = RNNTSpeechRecognizer(**trained.hparams).eval()
-    data = SpeechDataModule(validate_corpus(read_manifest(tiny_corpus)), max_batch_seconds=40)
+    data = SpeechDataModule(
+        validate_corpus(read_manifest(tiny_corpus)), CharTokenizer(), max_batch_seconds=40
+    )
     with torch.no_grad():
         batches = list(data.val_dataloader())
         before = sum(untrained.loss(batch).item() for batch in batches) / len(batches)
@@ -87,7 +90,9 @@ def test_greedy_and_beam_decoding_return_text(trained_run: Path, tiny_corpus: Pa
     """A few hundred steps are enough for the tiny model to leave the all-blank stage."""
     last = trained_run / "checkpoints" / "last.ckpt"
     module = RNNTSpeechRecognizer.load_from_checkpoint(last, map_location="cpu").eval()
-    data = SpeechDataModule(validate_corpus(read_manifest(tiny_corpus)), max_batch_seconds=40)
+    data = SpeechDataModule(
+        validate_corpus(read_manifest(tiny_corpus)), CharTokenizer(), max_batch_seconds=40
+    )
     greedy, beam, ids = [], [], []
     for batch in data.val_dataloader():
         ids += batch["ids"]

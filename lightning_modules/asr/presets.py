@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class RNNTConfig(BaseModel):
@@ -12,9 +14,15 @@ class RNNTConfig(BaseModel):
 
     n_mels: int = Field(80, ge=8)
     stack: int = Field(3, ge=1, description="frames stacked into one encoder step (subsampling)")
+    encoder: Literal["lstm", "conformer"] = Field(
+        "lstm", description="the transcriber: LSTM (the paper's) or torchaudio's Conformer"
+    )
     encoder_layers: int = Field(3, ge=1)
-    encoder_hidden: int = Field(256, ge=8)
-    bidirectional: bool = True
+    encoder_hidden: int = Field(256, ge=8, description="LSTM hidden size or Conformer width")
+    bidirectional: bool = Field(True, description="LSTM encoder only")
+    conformer_heads: int = Field(4, ge=1)
+    conformer_ffn: int = Field(1024, ge=8, description="Conformer feed-forward width")
+    conformer_kernel: int = Field(15, ge=1, description="Conformer depthwise convolution kernel")
     predictor_embed: int = Field(64, ge=4)
     predictor_layers: int = Field(1, ge=1)
     predictor_hidden: int = Field(256, ge=8)
@@ -24,6 +32,21 @@ class RNNTConfig(BaseModel):
     freq_mask_width: int = Field(15, ge=0)
     time_masks: int = Field(2, ge=0, description="SpecAugment time masks per utterance")
     time_mask_width: int = Field(25, ge=0)
+    ctc_weight: float = Field(
+        0.0, ge=0.0, description="weight of the auxiliary CTC loss on the encoder (0: no CTC head)"
+    )
+
+    @model_validator(mode="after")
+    def _conformer_shape(self) -> RNNTConfig:
+        if self.encoder == "conformer":
+            if self.encoder_hidden % self.conformer_heads:
+                raise ValueError(
+                    f"encoder_hidden {self.encoder_hidden} is not divisible by "
+                    f"conformer_heads {self.conformer_heads}"
+                )
+            if self.conformer_kernel % 2 == 0:
+                raise ValueError(f"conformer_kernel {self.conformer_kernel} must be odd")
+        return self
 
 
 PRESETS: dict[str, RNNTConfig] = {

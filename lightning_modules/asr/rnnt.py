@@ -1,8 +1,9 @@
-"""The RNN-T network: LSTM transcriber, LSTM prediction network and joiner.
+"""The RNN-T network: LSTM or Conformer transcriber, LSTM prediction network and joiner.
 
 The three parts follow the interfaces of torchaudio's `RNNT` (Graves 2012, as built in
 torchaudio), so `torchaudio.models.RNNT` composes them and `RNNTBeamSearch` decodes them.
-They use `nn.LSTM`/`nn.Linear`, whose weights are the prunable tensors of the method.
+They use `nn.LSTM`/`nn.Linear` (and, in torchaudio's Conformer, `nn.MultiheadAttention` and
+`nn.Conv1d`), whose weights are the prunable tensors of the method.
 """
 
 from __future__ import annotations
@@ -10,12 +11,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-from torchaudio.models import RNNT
+from torchaudio.models import RNNT, Conformer
 
 from lightning_modules.asr.presets import RNNTConfig
 
 PredictorState = list[list[torch.Tensor]]
 """torchaudio's predictor state layout: per layer, [h, c] with the batch on dim 0."""
+
+
+def stack_frames(
+    input: torch.Tensor, lengths: torch.Tensor, stack: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T, D) frames → (B, ⌈T/stack⌉, D·stack): `stack` consecutive frames per step."""
+    batch, frames, dim = input.shape
+    pad = (-frames) % stack
+    stacked = nn.functional.pad(input, (0, 0, 0, pad)).reshape(batch, -1, dim * stack)
+    return stacked, torch.div(lengths + stack - 1, stack, rounding_mode="floor")
 
 
 class StackedLSTMTranscriber(nn.Module):
@@ -39,16 +50,39 @@ class StackedLSTMTranscriber(nn.Module):
     def forward(
         self, input: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        batch, frames, dim = input.shape
-        pad = (-frames) % self.stack
-        stacked = nn.functional.pad(input, (0, 0, 0, pad)).reshape(batch, -1, dim * self.stack)
-        stacked_lengths = torch.div(lengths + self.stack - 1, self.stack, rounding_mode="floor")
+        stacked, stacked_lengths = stack_frames(input, lengths, self.stack)
         packed = pack_padded_sequence(
             stacked, stacked_lengths.cpu(), batch_first=True, enforce_sorted=False
         )
         encoded, _ = self.lstm(packed)
         encoded, _ = pad_packed_sequence(encoded, batch_first=True, total_length=stacked.shape[1])
         return self.output(self.dropout(encoded)), stacked_lengths
+
+
+class ConformerTranscriber(nn.Module):
+    """Stacks `stack` feature frames into one step, projects them to the model width and runs
+    torchaudio's `Conformer` (Gulati et al. 2020) over them."""
+
+    def __init__(self, config: RNNTConfig) -> None:
+        super().__init__()
+        self.stack = config.stack
+        self.input = nn.Linear(config.n_mels * config.stack, config.encoder_hidden)
+        self.conformer = Conformer(
+            input_dim=config.encoder_hidden,
+            num_heads=config.conformer_heads,
+            ffn_dim=config.conformer_ffn,
+            num_layers=config.encoder_layers,
+            depthwise_conv_kernel_size=config.conformer_kernel,
+            dropout=config.dropout,
+        )
+        self.output = nn.Linear(config.encoder_hidden, config.joiner_dim)
+
+    def forward(
+        self, input: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        stacked, stacked_lengths = stack_frames(input, lengths, self.stack)
+        encoded, _ = self.conformer(self.input(stacked), stacked_lengths)
+        return self.output(encoded), stacked_lengths
 
 
 class LSTMPredictor(nn.Module):
@@ -101,8 +135,13 @@ class Joiner(nn.Module):
 
 def build_rnnt(config: RNNTConfig, vocab_size: int) -> RNNT:
     """An RNN-T of the given shape, composed by torchaudio's `RNNT`."""
+    transcriber = (
+        ConformerTranscriber(config)
+        if config.encoder == "conformer"
+        else StackedLSTMTranscriber(config)
+    )
     return RNNT(
-        transcriber=StackedLSTMTranscriber(config),
+        transcriber=transcriber,
         predictor=LSTMPredictor(config, vocab_size),
         joiner=Joiner(config, vocab_size),
     )

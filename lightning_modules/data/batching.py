@@ -15,9 +15,11 @@ class DurationBatchSampler(Sampler[list[int]]):
 
     Batches are fixed once (sorted by duration); with `shuffle` (training), their order is
     drawn anew each epoch from (seed, epoch) and each DDP rank takes every `num_replicas`-th
-    batch, all ranks the same count (the remainder is dropped). Without it (evaluation), each
-    rank packs every `num_replicas`-th utterance, so nothing is dropped and no rank is left
-    empty. `skip_batches` starts the next epoch part-way, for resuming.
+    batch, all ranks the same count (the remainder is dropped). The first `sorted_epochs`
+    epochs go from the shortest batches to the longest instead ("SortaGrad", Amodei et al.
+    2016: short utterances first help the alignment losses leave their blank-only plateau).
+    Without it (evaluation), each rank packs every `num_replicas`-th utterance, so nothing is
+    dropped and no rank is left empty. `skip_batches` starts the next epoch part-way, for resuming.
     """
 
     def __init__(
@@ -28,10 +30,14 @@ class DurationBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         num_replicas: int = 1,
         rank: int = 0,
+        sorted_epochs: int = 0,
     ) -> None:
         if max_batch_seconds <= 0:
             raise ValueError(f"max_batch_seconds must be > 0, got {max_batch_seconds}")
+        if sorted_epochs < 0:
+            raise ValueError(f"sorted_epochs must be >= 0, got {sorted_epochs}")
         self.shuffle = shuffle
+        self.sorted_epochs = sorted_epochs
         self.seed = seed
         self.num_replicas = num_replicas
         self.rank = rank
@@ -72,8 +78,9 @@ class DurationBatchSampler(Sampler[list[int]]):
     def _epoch_batches(self) -> list[list[int]]:
         if not self.shuffle:
             return self.batches
-        order = np.arange(len(self.batches))
-        np.random.default_rng([self.seed, self.epoch]).shuffle(order)
+        order = np.arange(len(self.batches))  # packed shortest first
+        if self.epoch >= self.sorted_epochs:
+            np.random.default_rng([self.seed, self.epoch]).shuffle(order)
         usable = len(order) - len(order) % self.num_replicas
         return [self.batches[i] for i in order[self.rank : usable : self.num_replicas]]
 

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from lightning_modules.data.batching import DurationBatchSampler, ResumableDataLoader
 from lightning_modules.data.manifest import CorpusError, Utterance
-from lightning_modules.data.tokenizer import CharTokenizer
+from lightning_modules.data.tokenizer import Tokenizer
 
 Batch = dict[str, Any]
 
@@ -21,7 +21,7 @@ Batch = dict[str, Any]
 class SpeechDataset(Dataset):
     """Reads one utterance's audio on demand and tokenizes its (normalized) transcript."""
 
-    def __init__(self, utterances: Sequence[Utterance], tokenizer: CharTokenizer) -> None:
+    def __init__(self, utterances: Sequence[Utterance], tokenizer: Tokenizer) -> None:
         self.utterances = list(utterances)
         self.tokenizer = tokenizer
 
@@ -74,12 +74,15 @@ class SpeechDataModule(pl.LightningDataModule):
     def __init__(
         self,
         utterances: Sequence[Utterance],
+        tokenizer: Tokenizer,
         max_batch_seconds: float = 60.0,
         num_workers: int = 0,
         seed: int = 0,
+        sorted_epochs: int = 0,
     ) -> None:
         super().__init__()
-        self.tokenizer = CharTokenizer()
+        self.tokenizer = tokenizer
+        self.sorted_epochs = sorted_epochs
         self.max_batch_seconds = max_batch_seconds
         self.num_workers = num_workers
         self.seed = seed
@@ -97,6 +100,7 @@ class SpeechDataModule(pl.LightningDataModule):
             seed=self.seed,
             num_replicas=self.trainer.world_size if distributed else 1,
             rank=self.trainer.global_rank if distributed else 0,
+            sorted_epochs=self.sorted_epochs,
         )
         options = dict(
             dataset=SpeechDataset(utterances, self.tokenizer),

@@ -1,0 +1,139 @@
+"""The parts of the dense recipe: word-piece tokenizer, CTC auxiliary loss, Conformer encoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from experiments.config import ExperimentConfig
+from experiments.train import build_tokenizer, train
+from lightning_modules.asr.module import RNNTSpeechRecognizer
+from lightning_modules.asr.presets import model_config
+from lightning_modules.data.manifest import read_manifest
+from lightning_modules.data.real import build_real_corpus
+from lightning_modules.data.synth.assistant import assistant_sentences
+from lightning_modules.data.tokenizer import (
+    CharTokenizer,
+    WordPieceTokenizer,
+    tokenizer_from_spec,
+)
+from lightning_modules.pruning.saved import read_saved
+from lightning_modules.pruning.targets import discover_tensors
+
+TEXTS = [sentence.text for sentence in assistant_sentences(600)]
+
+
+def test_word_pieces_are_deterministic_and_round_trip() -> None:
+    first = WordPieceTokenizer.train(TEXTS[:500], vocab_size=128)
+    again = WordPieceTokenizer.train(TEXTS[:500], vocab_size=128)
+    assert first.spec() == again.spec()
+    assert first.vocab_size == 129  # the pieces and the blank
+    rebuilt = tokenizer_from_spec(first.spec())
+    for text in [*TEXTS[500:], "zebra quartz jukebox"]:  # unseen sentences and words
+        ids = rebuilt.encode(text)
+        assert 0 not in ids and max(ids) < rebuilt.vocab_size
+        assert rebuilt.decode([0, *ids, 0]) == text
+    # Word pieces are what makes the target sequences short.
+    chars = sum(len(CharTokenizer().encode(t)) for t in TEXTS)
+    assert sum(len(first.encode(t)) for t in TEXTS) < 0.6 * chars
+
+
+def test_word_piece_errors_name_the_vocabulary_size() -> None:
+    with pytest.raises(ValueError, match="vocab_size 5000"):
+        WordPieceTokenizer.train(TEXTS[:20], vocab_size=5000)
+    with pytest.raises(ValueError, match="no transcripts"):
+        WordPieceTokenizer.train(["", ""], vocab_size=64)
+    with pytest.raises(ValueError, match="unknown tokenizer kind 'bytes'"):
+        tokenizer_from_spec({"kind": "bytes"})
+
+
+def _batch(tokenizer: CharTokenizer | WordPieceTokenizer) -> dict:
+    torch.manual_seed(0)
+    texts = ["set a timer", "what time is it"]
+    tokens = [torch.tensor(tokenizer.encode(t)) for t in texts]
+    return {
+        "ids": ["a", "b"],
+        "texts": texts,
+        "audio": torch.randn(2, 16_000),
+        "audio_lengths": torch.tensor([16_000, 12_000]),
+        "tokens": torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True),
+        "token_lengths": torch.tensor([len(t) for t in tokens]),
+    }
+
+
+def test_ctc_loss_trains_the_encoder_only() -> None:
+    module = RNNTSpeechRecognizer(model_config("tiny", ctc_weight=0.5).model_dump())
+    losses = module.losses(_batch(module.tokenizer))
+    assert set(losses) == {"rnnt", "ctc"} and losses["ctc"] > 0
+    losses["ctc"].backward()
+    transcriber = module.rnnt.transcriber.lstm.weight_ih_l0.grad
+    assert transcriber is not None and transcriber.abs().sum() > 0
+    assert module.rnnt.predictor.lstm.weight_ih_l0.grad is None
+    # The head is an ordinary Linear: in the prunable set like every other weight.
+    names = [t.name for t in discover_tensors(module)]
+    assert "ctc_head.weight" in names
+    plain = RNNTSpeechRecognizer(model_config("tiny").model_dump())
+    assert plain.ctc_head is None and set(plain.losses(_batch(plain.tokenizer))) == {"rnnt"}
+
+
+def test_conformer_encoder_is_prunable_and_decodes() -> None:
+    config = model_config(
+        "tiny", encoder="conformer", encoder_hidden=32, conformer_heads=4, conformer_ffn=64
+    )
+    module = RNNTSpeechRecognizer(config.model_dump()).eval()
+    batch = _batch(module.tokenizer)
+    assert torch.isfinite(module.loss(batch))
+    assert len(module.transcribe(batch)) == 2
+    names = [t.name for t in discover_tensors(module)]
+    conformer = [n for n in names if ".conformer." in n]
+    assert any(n.endswith("self_attn.in_proj_weight") for n in conformer)
+    assert any(n.endswith("self_attn.out_proj.weight") for n in conformer)
+    assert any("conv_module" in n for n in conformer)
+    assert any("ffn" in n for n in conformer)
+
+
+def test_conformer_shape_is_validated() -> None:
+    with pytest.raises(ValidationError, match="not divisible by conformer_heads 3"):
+        model_config("tiny", encoder="conformer", encoder_hidden=32, conformer_heads=3)
+    with pytest.raises(ValidationError, match="conformer_kernel 4 must be odd"):
+        model_config("tiny", encoder="conformer", encoder_hidden=32, conformer_kernel=4)
+
+
+def test_word_piece_model_decodes_from_its_checkpoint(tiny_corpus: Path, tmp_path: Path) -> None:
+    """The tokenizer is trained on the training transcripts only, saved in the checkpoint,
+    and a run started from that checkpoint (a pruning run) decodes with the same one. The
+    run's real-speech test corpus is built where it is missing and scored at the end."""
+    build_real_corpus(tmp_path / "real", limit=2, progress=False)
+    config = ExperimentConfig.model_validate(
+        {
+            "name": "tiny-word-pieces",
+            "corpus": {"kind": "manifest", "path": str(tiny_corpus)},
+            "model": {"preset": "tiny", "overrides": {"ctc_weight": 0.3}},
+            "tokenizer": {"kind": "sentencepiece", "vocab_size": 64},
+            "data": {"max_batch_seconds": 20},
+            "trainer": {"max_steps": 6, "val_every_n_steps": 3, "checkpoint_every_n_steps": 3},
+            "tracking": {"mode": "disabled"},
+            "real_test": str(tmp_path / "real"),
+        }
+    )
+    result = train(config, tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "real_test" / "summary.json").read_text())
+    assert summary["utterances"] == 4 and result.real_wer == summary["wer"] > 0
+    assert result.real_cer == summary["cer"]
+    spec = read_saved(result.checkpoint).hyper_parameters["tokenizer"]
+    train_texts = [u.text for u in read_manifest(tiny_corpus) if u.split == "train"]
+    assert spec == WordPieceTokenizer.train(train_texts, 64).spec()
+    module = RNNTSpeechRecognizer.load_from_checkpoint(result.checkpoint, map_location="cpu")
+    assert module.tokenizer.vocab_size == 65 and module.ctc_head is not None
+
+    other = config.model_copy(
+        update={
+            "init_from": Path(result.checkpoint),
+            "tokenizer": config.tokenizer.model_copy(update={"vocab_size": 40}),
+        }
+    )
+    assert build_tokenizer(other, []) == spec  # the start model's, whatever the section says
