@@ -33,11 +33,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from experiments.config import load_config  # noqa: E402
-from experiments.evaluate import evaluate  # noqa: E402
 from experiments.metrics import read_metrics  # noqa: E402
 from experiments.records import METRICS, write_json  # noqa: E402
-from experiments.train import train  # noqa: E402
-from lightning_modules.data.real import build_real_corpus  # noqa: E402
+from experiments.train import REAL_TEST, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
@@ -77,17 +75,16 @@ def main() -> None:
     args = parser.parse_args()
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     folder = REPO / "runs" / f"benchmark-dense_small-{stamp}"
-    overrides = [f"corpus.dir={folder / 'corpus'}", *args.overrides]
+    overrides = [f"corpus.dir={folder / 'corpus'}", f"real_test={folder / 'real'}", *args.overrides]
     config = load_config(REPO / "experiments" / "configs" / "dense_small.yaml", overrides)
 
     started = time.perf_counter()
     config.corpus.read()  # renders the corpus: it is new
     render_wall_s = time.perf_counter() - started
-    real = build_real_corpus(folder / "real", progress=False)
 
     started = time.time()
-    result = train(config, folder / "run")
-    on_real = evaluate(result.checkpoint, real, progress=False)
+    result = train(config, folder / "run")  # builds and scores the real-speech test set too
+    on_real = json.loads((folder / "run" / REAL_TEST / "summary.json").read_text("utf-8"))
     card = json.loads((folder / "corpus" / "corpus.json").read_text(encoding="utf-8"))
     record = {
         "render_wall_s": render_wall_s,

@@ -29,7 +29,7 @@ class CorpusSize:
 
 CORPUS_SIZES: dict[str, CorpusSize] = {
     "tiny": CorpusSize(train=144, dev=20, test=24),
-    "small": CorpusSize(train=2000, dev=250, test=250),
+    "small": CorpusSize(train=6000, dev=300, test=300),
     "large": CorpusSize(train=10400, dev=1300, test=1300),
 }
 """Utterances per split. At about 2.9 s per utterance, small is about 2 hours of audio
