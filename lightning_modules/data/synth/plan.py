@@ -32,8 +32,8 @@ CORPUS_SIZES: dict[str, CorpusSize] = {
     "small": CorpusSize(train=6000, dev=300, test=300),
     "large": CorpusSize(train=10400, dev=1300, test=1300),
 }
-"""Utterances per split. At about 2.9 s per utterance, small is about 2 hours of audio
-(minutes to render on two cores) and large about 10.5 hours."""
+"""Utterances per split. At about 2.6 s per utterance (assistant text), small is about 4.8
+hours of audio (about 3.5 minutes to render on two cores) and large about 9.4 hours."""
 
 ENGINE_SHARES = {
     "espeak-ng": 0.25,

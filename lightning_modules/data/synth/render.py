@@ -40,8 +40,9 @@ from lightning_modules.data.synth.plan import (
 )
 from lightning_modules.data.synth.voices import Voice
 
-FORMAT_VERSION = 3
-"""Bump whenever the same settings would render different audio or a different manifest."""
+FORMAT_VERSION = 4
+"""Bump whenever the same settings would render different audio or a different manifest
+(4: the small size grew to 6,000 training utterances)."""
 BATCH = 24
 """Utterances per task: enough to amortise festival's start, few enough to balance workers."""
 _SLOW_FIRST = {"piper": 0, "hibari": 0, "festival": 1, "flite": 2, "espeak-ng": 3}
