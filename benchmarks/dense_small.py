@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 from experiments.config import load_config  # noqa: E402
 from experiments.metrics import read_metrics  # noqa: E402
-from experiments.records import METRICS, write_json  # noqa: E402
+from experiments.records import METRICS, RunResult, write_json  # noqa: E402
 from experiments.train import REAL_TEST, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,12 +42,14 @@ RESULTS = REPO / "benchmarks" / "results"
 GOAL = {"test_wer_max": 0.15, "train_wall_s_max": 1200, "render_wall_s_max": 300}
 
 
-def learning_curve(run_dir: Path, started: float) -> list[dict[str, float]]:
-    """Dev WER at each validation of the run, against wall seconds since `started`."""
+def learning_curve(run_dir: Path, result: RunResult) -> list[dict[str, float]]:
+    """Dev WER at each validation during training, against wall seconds since it began (the
+    validation of the chosen checkpoint after training is not a point of the curve)."""
+    started, ended = result.train_started_at, result.train_started_at + result.train_wall_s
     return [
         {"step": row["step"], "wall_s": row["wall_time"] - started, "dev_wer": row["dev_wer"]}
         for row in read_metrics(run_dir / METRICS)
-        if "dev_wer" in row
+        if "dev_wer" in row and started <= row["wall_time"] <= ended
     ]
 
 
@@ -82,7 +84,6 @@ def main() -> None:
     config.corpus.read()  # renders the corpus: it is new
     render_wall_s = time.perf_counter() - started
 
-    started = time.time()
     result = train(config, folder / "run")  # builds and scores the real-speech test set too
     on_real = json.loads((folder / "run" / REAL_TEST / "summary.json").read_text("utf-8"))
     card = json.loads((folder / "corpus" / "corpus.json").read_text(encoding="utf-8"))
@@ -98,7 +99,7 @@ def main() -> None:
         "steps": result.steps,
         "hours": result.hours,
         "data_card": card.get("data_card"),
-        "learning_curve": learning_curve(folder / "run", started),
+        "learning_curve": learning_curve(folder / "run", result),
         "overrides": args.overrides,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from experiments.files import ConfigError, read_yaml
 from experiments.metrics import read_metrics
@@ -66,6 +66,9 @@ class RunResult(BaseModel):
     params: int
     steps: int
     train_wall_s: float
+    train_started_at: float | None = Field(
+        None, description="Unix time the (last) fit began: wall_time in metrics.jsonl against it"
+    )
     resumed: bool
     checkpoint: str
     dev_wer: float

@@ -298,7 +298,7 @@ def fit_and_evaluate(
     checkpoint: Path | None,
 ) -> RunResult:
     """Fit, save the last checkpoint, evaluate the chosen one on dev and test, record it."""
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     trainer.fit(module, datamodule=data, ckpt_path=checkpoint)
     train_wall_s = time.perf_counter() - started
     last = run_dir / CHECKPOINTS / LAST_CHECKPOINT
@@ -324,6 +324,7 @@ def fit_and_evaluate(
         params=sum(p.numel() for p in module.parameters()),
         steps=trainer.global_step,
         train_wall_s=train_wall_s,
+        train_started_at=started_at,
         resumed=checkpoint is not None,
         checkpoint=chosen,
         dev_wer=dev["dev_wer"],

@@ -168,6 +168,25 @@ def test_missing_unfinished_and_diverged_cells_are_shown_with_reasons(
     assert "csp-s0.5-seed1: diverged: train_loss nan" in page and "gmp-s0.5-seed1: not run" in page
 
 
+def test_real_speech_wer_stands_next_to_the_synthetic_test(
+    reproduced: Path, tmp_path: Path, csp: Callable
+) -> None:
+    """Runs that scored a `real_test` set show its WER in every table format."""
+    grid = copy_records(reproduced, tmp_path / "tiny")
+    for cell, real in (("dense", 0.912), ("csp-s0.5-seed0", 0.938)):
+        path = grid / cell / "result.json"
+        path.write_text(json.dumps({**read(path), "real_wer": real, "real_cer": 0.5}))
+    done = csp("report", grid, "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = table_rows(tmp_path / "out")
+    assert float(rows[("csp", 0.5)]["real_wer_mean"]) == 0.938
+    assert rows[("gmp", 0.5)]["real_wer_mean"] == ""
+    assert "real speech 0.938" in md_line(tmp_path / "out", "CSP")
+    assert "real speech 0.912" in md_line(tmp_path / "out", "Dense")
+    assert "real speech" not in md_line(tmp_path / "out", "GMP")
+    assert "real speech 0.938" in (tmp_path / "out" / "table.tex").read_text()
+
+
 def run_small_grid(
     reproduced: Path,
     runs: Path,
