@@ -15,8 +15,8 @@ from analysis.tables import Entry, Pairing, Table
 LEGEND = (
     "Cells: test WER, mean ± standard deviation over seeds (relative change against the dense "
     "model); realized sparsity of the prunable tensors and packed size, both measured on the "
-    "saved weights; WER on real human speech (out of domain: the training speech is "
-    "synthetic) where the runs scored it. Bold: the lowest mean test WER of the column."
+    "saved weights; WER on real human speech where the runs scored it (out of domain: the "
+    "corpus voices are synthetic). Bold: the lowest mean test WER of the column."
 )
 CSV_FIELDS = (
     "experiment",
