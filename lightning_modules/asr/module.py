@@ -65,9 +65,10 @@ class RNNTSpeechRecognizer(pl.LightningModule):
         )
         self._word_counts: dict[str, torch.Tensor] = {}
 
-    def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def losses(self, batch: Batch, with_ctc: bool = True) -> dict[str, torch.Tensor]:
         """Mean RNN-T loss per utterance of `batch` (blank prepended to the predictor input)
-        and, with a CTC head, the mean CTC loss per utterance of the transcriber output."""
+        and, with a CTC head and `with_ctc`, the mean CTC loss per utterance of the
+        transcriber output."""
         features, lengths = self.frontend(batch["audio"], batch["audio_lengths"])
         blank = self.tokenizer.blank
         tokens, token_lengths = batch["tokens"], batch["token_lengths"]
@@ -85,7 +86,7 @@ class RNNTSpeechRecognizer(pl.LightningModule):
                 reduction="mean",
             )
         }
-        if self.ctc_head is not None:
+        if self.ctc_head is not None and with_ctc:
             log_probs = self.ctc_head(encoded).float().log_softmax(-1).transpose(0, 1)
             losses["ctc"] = torch.nn.functional.ctc_loss(
                 log_probs,
@@ -100,7 +101,7 @@ class RNNTSpeechRecognizer(pl.LightningModule):
 
     def loss(self, batch: Batch) -> torch.Tensor:
         """The RNN-T loss of `batch`: what dev and sweeps compare."""
-        return self.losses(batch)["rnnt"]
+        return self.losses(batch, with_ctc=False)["rnnt"]
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         losses = self.losses(batch)
