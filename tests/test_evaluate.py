@@ -209,7 +209,7 @@ def test_a_packed_file_of_another_shape_is_refused(
     save_packed(packed, narrower.state_dict(), {"hyper_parameters": hyper_parameters})
     out = tmp_path / "out"
     done = csp("evaluate", packed, "--corpus", tiny_corpus, "--out", out)
-    assert_refused(done, packed, "do not fit", "rnnt.transcriber.lstm", out=out)
+    assert_refused(done, packed, "do not fit", "rnnt.transcriber.forward_lstms", out=out)
     done = csp("transcribe", packed, manifest_lines(tiny_corpus, "test")[0]["audio"])
     assert_refused(done, packed, "do not fit")
 

@@ -1,4 +1,5 @@
-"""The parts of the dense recipe: word-piece tokenizer, CTC auxiliary loss, Conformer encoder."""
+"""The parts of the dense recipe: word-piece tokenizer, CTC auxiliary loss, LSTM and Conformer
+encoders."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from experiments.config import ExperimentConfig
 from experiments.train import build_tokenizer, train
 from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.asr.presets import model_config
+from lightning_modules.asr.rnnt import StackedLSTMTranscriber, stack_frames
 from lightning_modules.data.manifest import read_manifest
 from lightning_modules.data.real import build_real_corpus
 from lightning_modules.data.synth.assistant import assistant_sentences
@@ -65,12 +67,51 @@ def _batch(tokenizer: CharTokenizer | WordPieceTokenizer) -> dict:
     }
 
 
+def test_lstm_encoder_equals_a_bidirectional_lstm_over_packed_sequences() -> None:
+    """The per-direction padded encoder computes what a packed bidirectional nn.LSTM does, for
+    every utterance of a batch of different lengths (padding never leaks into the backward
+    direction)."""
+    torch.manual_seed(0)
+    config = model_config("tiny", encoder_layers=3)
+    encoder = StackedLSTMTranscriber(config).eval()
+    reference = torch.nn.LSTM(
+        config.n_mels * config.stack,
+        config.encoder_hidden,
+        num_layers=3,
+        bidirectional=True,
+        batch_first=True,
+    )
+    with torch.no_grad():
+        for layer in range(3):
+            for suffix, lstms in (
+                ("", encoder.forward_lstms),
+                ("_reverse", encoder.backward_lstms),
+            ):
+                for weight in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    own = getattr(lstms[layer], f"{weight}_l0")
+                    getattr(reference, f"{weight}_l{layer}{suffix}").copy_(own)
+    features, lengths = torch.randn(4, 90, config.n_mels), torch.tensor([90, 71, 33, 5])
+    encoded, encoded_lengths = encoder(features, lengths)
+    stacked, stacked_lengths = stack_frames(features, lengths, config.stack)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(
+        stacked, stacked_lengths, batch_first=True, enforce_sorted=False
+    )
+    expected, _ = reference(packed)
+    expected, _ = torch.nn.utils.rnn.pad_packed_sequence(
+        expected, batch_first=True, total_length=stacked.shape[1]
+    )
+    expected = encoder.output(expected)
+    assert torch.equal(encoded_lengths, stacked_lengths)
+    for index, length in enumerate(stacked_lengths.tolist()):
+        torch.testing.assert_close(encoded[index, :length], expected[index, :length])
+
+
 def test_ctc_loss_trains_the_encoder_only() -> None:
     module = RNNTSpeechRecognizer(model_config("tiny", ctc_weight=0.5).model_dump())
     losses = module.losses(_batch(module.tokenizer))
     assert set(losses) == {"rnnt", "ctc"} and losses["ctc"] > 0
     losses["ctc"].backward()
-    transcriber = module.rnnt.transcriber.lstm.weight_ih_l0.grad
+    transcriber = module.rnnt.transcriber.forward_lstms[0].weight_ih_l0.grad
     assert transcriber is not None and transcriber.abs().sum() > 0
     assert module.rnnt.predictor.lstm.weight_ih_l0.grad is None
     # The head is an ordinary Linear: in the prunable set like every other weight.

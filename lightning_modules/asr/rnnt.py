@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torchaudio.models import RNNT, Conformer
 
 from lightning_modules.asr.presets import RNNTConfig
@@ -29,34 +28,59 @@ def stack_frames(
     return stacked, torch.div(lengths + stack - 1, stack, rounding_mode="floor")
 
 
+def reverse_within_lengths(input: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, T, D) → each sequence's first `lengths[b]` steps in reverse order (padding after)."""
+    steps = torch.arange(input.shape[1], device=input.device)
+    index = (lengths.to(input.device)[:, None] - 1 - steps[None]).clamp(min=0)
+    return input.gather(1, index[:, :, None].expand(-1, -1, input.shape[2]))
+
+
 class StackedLSTMTranscriber(nn.Module):
-    """Stacks `stack` feature frames into one step (subsampling), then runs an LSTM encoder."""
+    """Stacks `stack` feature frames into one step (subsampling), then runs an LSTM encoder.
+
+    Each layer and direction is its own one-layer `nn.LSTM` over the padded batch: a forward
+    LSTM's outputs at valid steps never see the padding that follows them, and the backward
+    direction runs forward over each sequence reversed within its length. That is exactly a
+    bidirectional LSTM over packed sequences, but it runs oneDNN's fused LSTM kernel, which
+    packed sequences cannot use on a CPU (2.5× faster there, measured in the README).
+    """
 
     def __init__(self, config: RNNTConfig) -> None:
         super().__init__()
         self.stack = config.stack
-        self.lstm = nn.LSTM(
-            input_size=config.n_mels * config.stack,
-            hidden_size=config.encoder_hidden,
-            num_layers=config.encoder_layers,
-            bidirectional=config.bidirectional,
-            dropout=config.dropout if config.encoder_layers > 1 else 0.0,
-            batch_first=True,
-        )
         directions = 2 if config.bidirectional else 1
+        width = config.encoder_hidden * directions
+
+        def layers() -> nn.ModuleList:
+            return nn.ModuleList(
+                nn.LSTM(
+                    config.n_mels * config.stack if layer == 0 else width,
+                    config.encoder_hidden,
+                    batch_first=True,
+                )
+                for layer in range(config.encoder_layers)
+            )
+
+        self.forward_lstms = layers()
+        self.backward_lstms = layers() if config.bidirectional else None
         self.dropout = nn.Dropout(config.dropout)
-        self.output = nn.Linear(config.encoder_hidden * directions, config.joiner_dim)
+        self.output = nn.Linear(width, config.joiner_dim)
 
     def forward(
         self, input: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        stacked, stacked_lengths = stack_frames(input, lengths, self.stack)
-        packed = pack_padded_sequence(
-            stacked, stacked_lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
-        encoded, _ = self.lstm(packed)
-        encoded, _ = pad_packed_sequence(encoded, batch_first=True, total_length=stacked.shape[1])
-        return self.output(self.dropout(encoded)), stacked_lengths
+        hidden, stacked_lengths = stack_frames(input, lengths, self.stack)
+        for layer, forward_lstm in enumerate(self.forward_lstms):
+            if layer:
+                hidden = self.dropout(hidden)
+            outputs = [forward_lstm(hidden)[0]]
+            if self.backward_lstms is not None:
+                backward = self.backward_lstms[layer](
+                    reverse_within_lengths(hidden, stacked_lengths)
+                )[0]
+                outputs.append(reverse_within_lengths(backward, stacked_lengths))
+            hidden = torch.cat(outputs, dim=-1)
+        return self.output(self.dropout(hidden)), stacked_lengths
 
 
 class ConformerTranscriber(nn.Module):
