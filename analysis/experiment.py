@@ -33,6 +33,7 @@ from experiments.records import (
     run_state,
 )
 from experiments.reproduce import GridSpec
+from experiments.small_dense import LABEL as SMALL_DENSE
 
 PRUNED_RESULT_FIELDS = ("realized_sparsity", "model_sparsity", "sparsity_per_tensor")
 PRUNED_RESULT_FIELDS += ("packed_bytes", "dense_bytes")
@@ -165,6 +166,8 @@ def load_experiment(root: str | Path) -> Experiment:
     raw, spec = _layout(root)
     if spec is not None:
         name, variants = spec.name, spec.variants()
+        if spec.small_dense:
+            variants.append((SMALL_DENSE, SMALL_DENSE, {}))
         sparsities, seeds = sorted(spec.sparsities), sorted(spec.seeds)
     else:  # written before grid.yaml existed: the cells results.json lists
         cells = raw.get("cells")
@@ -180,7 +183,10 @@ def load_experiment(root: str | Path) -> Experiment:
     dense_folder = dense_dir(root.parent, shared or root.name)
     dense = load_run(Run(dense_folder, "dense", "dense", 0.0, dense_seed), pruned=False)
     runs = [
-        load_run(Run(root / cell_dir_name(label, sparsity, seed), label, method, sparsity, seed))
+        load_run(
+            Run(root / cell_dir_name(label, sparsity, seed), label, method, sparsity, seed),
+            pruned=method != SMALL_DENSE,
+        )
         for label, method, _ in variants
         for sparsity in sparsities
         for seed in seeds

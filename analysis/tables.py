@@ -14,6 +14,8 @@ import statistics
 from dataclasses import dataclass, field
 
 from analysis.experiment import Experiment, Run
+from experiments.small_dense import LABEL as SMALL_DENSE
+from experiments.small_dense import TITLE as SMALL_DENSE_TITLE
 from lightning_modules.pruning.methods import METHODS
 from lightning_modules.pruning.registry import Role, ordered
 
@@ -26,7 +28,10 @@ PHRASES = {  # how an ablation variant's options read in a table
 
 
 def method_title(method: str) -> str:
-    """A method's display title (its class's), or its name if it is not registered here."""
+    """A method's display title (its class's; the small-dense control's), or its name if it
+    is not registered here."""
+    if method == SMALL_DENSE:
+        return SMALL_DENSE_TITLE
     return METHODS[method].title if method in METHODS else method
 
 
@@ -113,9 +118,13 @@ class Entry:
         return "" if self.relative is None else f"{self.relative:+.1%}"
 
     def detail_text(self) -> str:
-        """Realized sparsity and packed size, from the saved weights."""
+        """Realized sparsity and packed size, from the saved weights (for a dense model, its
+        weight count: the small-dense control's non-zeros)."""
         realized, packed = self.mean_of("realized_sparsity"), self.mean_of("packed_bytes")
         dense = self.mean_of("dense_bytes")
+        if self.runs and self.runs[0].method == SMALL_DENSE:
+            params = self.mean_of("params")
+            return f"dense, {params / 1000:.1f} k weights" if params else ""
         if realized is None or packed is None or not dense:
             return ""
         return f"sparsity {realized:.3f}, {packed / 1000:.1f} kB ({packed / dense:.0%} of dense)"

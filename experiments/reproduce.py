@@ -14,7 +14,10 @@ seeds. The protocol of docs/csp.md follows from it:
 - every cell (method × sparsity × seed) starts from the dense weights with the same optimizer,
   steps, schedule clock and fine-tune budget, in `runs/GRID/METHOD-sSPARSITY-seedSEED`;
 - a finished cell (one with `result.json`) is never trained again; an unfinished one resumes
-  from its last checkpoint.
+  from its last checkpoint;
+- with `small_dense: true`, Zhu & Gupta's control joins as a row: at each sparsity a dense
+  model as large as the pruned one's non-zeros, trained from scratch for the dense plus the
+  pruning steps, in `runs/GRID/small_dense-sSPARSITY-seedSEED`.
 
 Every config is built and validated before any training starts.
 """
@@ -52,6 +55,8 @@ from experiments.records import (
     run_state,
     write_json,
 )
+from experiments.small_dense import LABEL as SMALL_DENSE
+from experiments.small_dense import WIDTHS, matched_small_dense, vocab_size
 from experiments.train import check_run_dir, load_corpus, train
 
 GRIDS = Path(__file__).resolve().parent / "grids"
@@ -79,11 +84,19 @@ class GridSpec(StrictModel):
     )
     sparsities: list[float]
     seeds: list[int] = Field(default_factory=lambda: [0])
+    small_dense: bool = Field(
+        False,
+        description="Zhu & Gupta's control: at each sparsity a dense model with as many "
+        "weights as the pruned one has non-zeros, trained from scratch for the dense plus "
+        "the pruning budget (experiments/small_dense.py)",
+    )
 
     @model_validator(mode="after")
     def _has_cells(self) -> GridSpec:
         if not (self.methods and self.sparsities and self.seeds):
             raise ValueError("the grid has no cells: methods, sparsities and seeds must be set")
+        if self.small_dense and SMALL_DENSE in self.methods:
+            raise ValueError(f"methods: {SMALL_DENSE!r} is the small-dense control's label")
         for label, options in self.methods.items():
             if not re.fullmatch(r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*", label):
                 raise ValueError(f"methods: label {label!r} must be letters, digits, _ . and -")
@@ -123,15 +136,24 @@ class Grid:
         self.dense_raw = {"name": f"{self.dense_owner}.dense", **dense}
         self.dense = self.validate(self.dense_raw, "dense")
         self.cells: list[tuple[Path, dict[str, Any]]] = []
-        self.labels: dict[Path, str] = {}
+        self.facts: dict[Path, tuple[str, str, float]] = {}
+        """Each cell's (label, method, target sparsity); the control's method is its label."""
         for label, method, options in spec.variants():
             for sparsity in spec.sparsities:
                 for seed in spec.seeds:
                     directory = self.root / cell_dir_name(label, sparsity, seed)
-                    self.labels[directory] = label
+                    self.facts[directory] = (label, method, sparsity)
                     self.cells.append(
                         (directory, self.cell_raw(label, method, options, sparsity, seed))
                     )
+        self.controls: set[Path] = set()
+        if spec.small_dense:
+            for sparsity in spec.sparsities:
+                for seed in spec.seeds:
+                    directory = self.root / cell_dir_name(SMALL_DENSE, sparsity, seed)
+                    self.facts[directory] = (SMALL_DENSE, SMALL_DENSE, sparsity)
+                    self.controls.add(directory)
+                    self.cells.append((directory, self.small_dense_raw(sparsity, seed)))
         for directory, raw in self.cells:  # every cell is checked before any work
             self.validate({**raw, "init_from": None}, directory.name)
 
@@ -153,6 +175,25 @@ class Grid:
         raw["tracking"] = {**raw.get("tracking", {}), "group": self.spec.name, "job_type": label}
         return raw
 
+    def small_dense_raw(self, sparsity: float, seed: int) -> dict[str, Any]:
+        """The control at `sparsity`: the dense config with its widths matched to the pruned
+        model's non-zeros, trained from scratch for the dense plus the pruning steps."""
+        pruning_steps = self.validate(_merge(self.dense_raw, self.spec.prune), "prune").trainer
+        model = self.dense.model.resolve()
+        matched, _ = matched_small_dense(model, vocab_size(self.dense.tokenizer), sparsity)
+        widths = {name: getattr(matched, name) for name in WIDTHS}
+        steps = self.dense.trainer.max_steps + pruning_steps.max_steps
+        raw = _merge(
+            self.dense_raw, {"model": {"overrides": widths}, "trainer": {"max_steps": steps}}
+        )
+        raw.update(name=f"{self.spec.name}.{cell_dir_name(SMALL_DENSE, sparsity, seed)}", seed=seed)
+        raw["tracking"] = {
+            **raw.get("tracking", {}),
+            "group": self.spec.name,
+            "job_type": SMALL_DENSE,
+        }
+        return raw
+
     def validate(self, raw: dict[str, Any], where: str) -> ExperimentConfig:
         """`raw` as a checked config; an error names the grid and `where` in it."""
         try:
@@ -167,11 +208,11 @@ class Grid:
         return dense_dir(self.root.parent, self.dense_owner)
 
     def cell_configs(self, dense_checkpoint: Path) -> Iterator[tuple[Path, ExperimentConfig]]:
+        """Every cell's config: pruning cells start from the dense weights, the control from
+        scratch."""
         for directory, raw in self.cells:
-            yield (
-                directory,
-                self.validate({**raw, "init_from": str(dense_checkpoint)}, directory.name),
-            )
+            start = None if directory in self.controls else str(dense_checkpoint)
+            yield directory, self.validate({**raw, "init_from": start}, directory.name)
 
 
 def grid_path(name_or_path: str | Path) -> Path:
@@ -246,15 +287,15 @@ def run_grid(grid: Grid, log: Callable[[str], None] = print) -> dict[str, Any]:
             log(f"{where}: {state.status}, skipped")
         if state.status != "complete":
             log(f"{where}: {state.note}")
-        assert config.pruning is not None
+        label, method, sparsity = grid.facts[directory]
         cells.append(
             {
                 "run_dir": str(directory),
-                "label": grid.labels[directory],
-                "method": config.pruning.method,
-                "target_sparsity": config.pruning.sparsity,
-                "seed": config.seed,
                 **(state.result.model_dump() if state.result is not None else {}),
+                "label": label,  # the control's result names no method or target: the grid does
+                "method": method,
+                "target_sparsity": sparsity,
+                "seed": config.seed,
                 "status": state.status,
                 "reason": state.reason,
             }

@@ -17,6 +17,11 @@ from lightning_modules.data.datamodule import Batch
 from lightning_modules.data.tokenizer import TokenizerSpec, tokenizer_from_spec
 
 
+def build_ctc_head(config: RNNTConfig, vocab_size: int) -> torch.nn.Linear:
+    """The auxiliary CTC head: token logits from each transcriber output frame."""
+    return torch.nn.Linear(config.joiner_dim, vocab_size)
+
+
 class RNNTSpeechRecognizer(pl.LightningModule):
     """RNN-T ASR (log-mel → transcriber, LSTM predictor, joiner) trained with RNN-T loss.
 
@@ -59,9 +64,7 @@ class RNNTSpeechRecognizer(pl.LightningModule):
         self.rnnt = build_rnnt(config, self.tokenizer.vocab_size)
         self.ctc_weight = config.ctc_weight
         self.ctc_head = (
-            torch.nn.Linear(config.joiner_dim, self.tokenizer.vocab_size)
-            if config.ctc_weight > 0
-            else None
+            build_ctc_head(config, self.tokenizer.vocab_size) if config.ctc_weight > 0 else None
         )
         self._word_counts: dict[str, torch.Tensor] = {}
 
@@ -102,6 +105,10 @@ class RNNTSpeechRecognizer(pl.LightningModule):
     def loss(self, batch: Batch) -> torch.Tensor:
         """The RNN-T loss of `batch`: what dev and sweeps compare."""
         return self.losses(batch, with_ctc=False)["rnnt"]
+
+    def calibration_step(self, batch: Batch) -> None:
+        """The forward pass data-aware pruning calibrates on: every layer, the CTC head too."""
+        self.losses(batch)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         losses = self.losses(batch)

@@ -119,6 +119,17 @@ class SpeechDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 
+    def calibration_batches(self, count: int, seed: int) -> list[Batch]:
+        """`count` training batches drawn by `seed` (never dev or test), the same on every rank
+        and at every point of training: the calibration set of data-aware pruning."""
+        utterances = self.splits["train"]
+        sampler = DurationBatchSampler(
+            [u.duration for u in utterances], self.max_batch_seconds, shuffle=True, seed=seed
+        )
+        dataset = SpeechDataset(utterances, self.tokenizer)
+        chosen = list(sampler)[:count]
+        return [collate([dataset[index] for index in batch]) for batch in chosen]
+
     def val_dataloader(self) -> DataLoader:
         return self._loader("dev", shuffle=False)
 

@@ -13,8 +13,9 @@ methods is fair:
 - DDP: a checksum of the masks is compared across ranks at every update and logged;
 - logging through the trainer's loggers: target and realized sparsity, per tensor and overall.
 
-A method implements `compute_masks` (which entries to keep, given how many) and may add
-gradient terms in `adjust_gradients` and state in `method_state`.
+A method implements `compute_masks` (which entries to keep, given how many) and may measure
+before it in `prepare_update`, add gradient terms in `adjust_gradients` and state in
+`method_state`.
 """
 
 from __future__ import annotations
@@ -101,6 +102,15 @@ class SparsePruning(Callback, ABC):
         A tensor left out of the result keeps its mask (it waits). Called on every rank with
         identical weights, so a method must choose deterministically.
         """
+
+    def prepare_update(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
+        """Called before `compute_masks` at every update (optional): measure what the choice
+        needs, e.g. calibration statistics."""
+
+    def is_update_step(self, step: int) -> bool:
+        """Whether masks are recomputed at `step`: the schedule's update steps, unless a
+        method prunes on its own clock (IMP's rounds)."""
+        return self.schedule.is_update_step(step)
 
     def adjust_gradients(self, pl_module: pl.LightningModule, step: int) -> None:
         """Add method-specific terms to the gradients before the optimizer step (optional)."""
@@ -220,7 +230,7 @@ class SparsePruning(Callback, ABC):
     def _update_due(self, step: int) -> bool:
         if step <= self.last_update_step:
             return False
-        if self.schedule.is_update_step(step):
+        if self.is_update_step(step):
             return True
         # a run that begins inside the window without having pruned yet catches up at once
         return self.schedule.start <= step and not self.pruning_started
@@ -228,6 +238,7 @@ class SparsePruning(Callback, ABC):
     def _update(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
         target = self.target_sparsity(step)
         kept = {t.name: kept_count(t.numel, target) for t in self.tensors}
+        self.prepare_update(trainer, pl_module, step)
         with torch.no_grad():
             self.masks.update(self.compute_masks(step, kept))
         self.last_update_step = step

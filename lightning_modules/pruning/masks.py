@@ -57,6 +57,34 @@ def top_k_mask(scores: torch.Tensor, k: int, previous: torch.Tensor | None = Non
     return select_top_k(flat, k).view_as(scores)
 
 
+def row_top_k_mask(
+    scores: torch.Tensor, k: int, previous: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Boolean mask keeping `k` entries in all, the same number (±1) in every row of the 2-D
+    `scores`, each row its largest: the per-output comparison group of Wanda. With `previous`,
+    pruned entries stay pruned; a row with too few left hands its share to the first
+    rows with room."""
+    rows, width = scores.shape
+    flat = scores.detach().float()
+    alive = torch.full((rows,), width) if previous is None else previous.sum(1).cpu()
+    if previous is not None:
+        flat = torch.where(previous, flat, torch.tensor(-torch.inf, device=flat.device))
+    quota = torch.full((rows,), k // rows)
+    quota[: k % rows] += 1
+    quota = torch.minimum(quota, alive)
+    shortfall = k - int(quota.sum())
+    for row in range(rows):
+        if shortfall <= 0:
+            break
+        extra = min(shortfall, int(alive[row] - quota[row]))
+        quota[row] += extra
+        shortfall -= extra
+    order = flat.argsort(dim=1, descending=True, stable=True)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(width, device=order.device).expand(rows, -1))
+    return ranks < quota.to(ranks.device)[:, None]
+
+
 def magnitude_mask(
     weight: torch.Tensor, k: int, previous: torch.Tensor | None = None
 ) -> torch.Tensor:
