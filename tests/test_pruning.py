@@ -332,7 +332,9 @@ class CrashAt(pl.Callback):
             raise Crash(f"crashed at step {self.step}")
 
 
-@pytest.mark.parametrize("name", ["csp", "gmp", "narang", "random", "movement", "wanda", "imp"])
+@pytest.mark.parametrize(
+    "name", ["csp", "gmp", "narang", "random", "movement", "wanda", "sparsegpt", "imp"]
+)
 def test_resumed_run_ends_with_the_same_masks(name: str, tiny_corpus: Path, tmp_path: Path) -> None:
     def run(directory: Path, callbacks: list, ckpt: Path | None = None) -> pl.Callback:
         method = make_method(name, schedule(final=0.7, start=2, end=10, every=2))
@@ -360,10 +362,13 @@ def test_resumed_run_ends_with_the_same_masks(name: str, tiny_corpus: Path, tmp_
         assert torch.equal(mask, resumed.masks[key]), key
 
 
-def test_two_process_ddp_holds_identical_masks(tiny_corpus: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["csp", "sparsegpt"])  # SparseGPT: calibration on every rank
+def test_two_process_ddp_holds_identical_masks(
+    name: str, tiny_corpus: Path, tmp_path: Path
+) -> None:
     script = REPO / "tests" / "pruning_harness.py"
     done = subprocess.run(
-        [sys.executable, str(script), str(tiny_corpus), str(tmp_path), "csp"],
+        [sys.executable, str(script), str(tiny_corpus), str(tmp_path), name],
         capture_output=True,
         text=True,
         timeout=600,
