@@ -267,3 +267,20 @@ def test_bad_baseline_options_fail_at_construction(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         make_method(method, schedule(final=0.7, start=2, end=8, every=2), **options)
+
+
+@pytest.mark.parametrize("name", ["wanda", "sparsegpt"])
+def test_gradual_data_aware_pruning_recalibrates_at_every_update(
+    name: str, tiny_corpus: Path
+) -> None:
+    method = make_method(
+        name, schedule(final=0.6, start=2, end=8, every=2), gradual=True, calibration_batches=2
+    )
+    fit(tiny_rnnt(10), [method], max_steps=10, data=tiny_data(tiny_corpus))
+    assert [step for step, _ in method.calibration.history] == [2, 4, 6, 8]
+    assert method.calibration.batches == 2 and method.calibration.examples > 0
+    total = sum(t.numel for t in method.tensors)
+    zeros = sum(int((t.parameter == 0).sum()) for t in method.tensors)
+    assert zeros / total == pytest.approx(0.6, abs=len(method.tensors) / total)
+    one_shot = make_method(name, schedule(final=0.6, start=2, end=8, every=2))
+    assert one_shot.schedule.kind == "one_shot"  # the default prunes once, at the start
