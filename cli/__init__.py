@@ -7,6 +7,7 @@ Usage:
     csp train --config FILE [--set key=value]        # one run                  (cli/train.py)
     csp evaluate MODEL --corpus PATH / transcribe    # WER, CER; text of audio  (cli/evaluate.py)
     csp export CKPT --out FILE / csp audit CKPT      # saved models             (cli/models.py)
+    csp bench MODEL --corpus PATH [--batch 1,16]     # sparse runtime speed     (cli/bench.py)
     csp reproduce [--grid NAME|FILE]                 # the paper comparison     (cli/reproduce.py)
     csp report EXPERIMENT... --out DIR               # tables, figures, HTML    (cli/report.py)
     csp sweep create|run|status|best|dashboard ...   # Optuna studies           (cli/sweep.py)
@@ -21,6 +22,7 @@ import sys
 
 import click
 
+from cli.bench import bench
 from cli.data import data
 from cli.evaluate import evaluate, transcribe
 from cli.models import audit, export
@@ -41,7 +43,7 @@ def cli() -> None:
     """
 
 
-for command in (data, train, evaluate, transcribe, export, audit, reproduce, report, sweep):
+for command in (data, train, evaluate, transcribe, export, audit, bench, reproduce, report, sweep):
     cli.add_command(command)
 
 

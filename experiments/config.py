@@ -30,6 +30,7 @@ from lightning_modules.data.readers import CorpusSection, corpus_section
 from lightning_modules.pruning.methods import METHODS
 from lightning_modules.pruning.registry import option_schema
 from lightning_modules.pruning.schedules import SparsitySchedule
+from lightning_modules.pruning.sparsity_patterns import parse_pattern
 
 
 class StrictModel(BaseModel):
@@ -128,6 +129,9 @@ class PruningSection(StrictModel):
     schedule: ScheduleSection
     include: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
+    pattern: str = Field(
+        "unstructured", description="where kept weights lie: unstructured, N:M (2:4), HxW (4x4)"
+    )
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("method")
@@ -137,8 +141,19 @@ class PruningSection(StrictModel):
             raise ValueError(f"unknown pruning method {value!r}; choose one of {sorted(METHODS)}")
         return value
 
+    @field_validator("pattern")
+    @classmethod
+    def _known_pattern(cls, value: str) -> str:
+        return parse_pattern(value).spec
+
     @model_validator(mode="after")
     def _constructible(self) -> PruningSection:
+        cap = parse_pattern(self.pattern).density_cap
+        if self.sparsity < 1 - cap:
+            raise ValueError(
+                f"pattern {self.pattern} keeps at most {cap:.0%} of each tensor: sparsity "
+                f"{self.sparsity} must be at least {1 - cap:g}"
+            )
         schema = option_schema(METHODS[self.method])
         unknown = sorted(set(self.options) - set(schema.model_fields))
         if unknown:
@@ -158,7 +173,9 @@ class PruningSection(StrictModel):
         """The method's Lightning callback."""
         options = option_schema(METHODS[self.method]).model_validate(self.options)
         schedule = SparsitySchedule(final=self.sparsity, **self.schedule.model_dump())
-        return METHODS[self.method](schedule, self.include, self.exclude, seed, **dict(options))
+        return METHODS[self.method](
+            schedule, self.include, self.exclude, seed, pattern=self.pattern, **dict(options)
+        )
 
 
 class TrackingSection(StrictModel):

@@ -49,27 +49,18 @@ from lightning_modules.data.manifest import SPLITS, CorpusError, Utterance, writ
 from lightning_modules.data.readers import CorpusSection, corpus_from_path, corpus_section
 from lightning_modules.data.tokenizer import Tokenizer
 from lightning_modules.data.validation import validate_corpus
-from lightning_modules.pruning.saved import SavedFileError, read_saved
+from lightning_modules.pruning.saved import (
+    SavedFileError,
+    SavedWeights,
+    read_saved,
+    weights_problems,
+)
 
 UTTERANCES = "utterances.jsonl"
 SUMMARY = "summary.json"
 DEFAULT_BATCH_SECONDS: float = DataSection.model_fields["max_batch_seconds"].default
 """The training default of `data.max_batch_seconds`: the same batches as a run's test."""
 MAX_LISTED_MISMATCHES = 3
-
-
-def _weights_problems(module: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> list[str]:
-    """What keeps `state_dict` from loading strictly into `module`: names and shapes."""
-    expected = module.state_dict()
-    problems = [
-        f"{name}: shape {tuple(tensor.shape)} in the file, {tuple(expected[name].shape)} "
-        "in the model"
-        for name, tensor in state_dict.items()
-        if name in expected and tensor.shape != expected[name].shape
-    ]
-    problems += [f"{name}: missing from the file" for name in expected if name not in state_dict]
-    problems += [f"{name}: not in the model" for name in state_dict if name not in expected]
-    return problems
 
 
 def load_model_and_kind(path: str | Path) -> tuple[RNNTSpeechRecognizer, str]:
@@ -79,34 +70,53 @@ def load_model_and_kind(path: str | Path) -> tuple[RNNTSpeechRecognizer, str]:
     Raises `ConfigError` naming the file for a missing or foreign file, one without the
     recognizer's hyper-parameters, or weights that do not fit the model they describe.
     """
-    path = Path(path)
+    saved = read_model_file(path)
+    module = recognizer_for(saved)
+    load_weights(module, saved)
+    return module.eval(), saved.kind
+
+
+def read_model_file(path: str | Path) -> SavedWeights:
     try:
-        saved = read_saved(path)
+        return read_saved(path)
     except SavedFileError as error:
         raise ConfigError(str(error)) from None
-    hyper_parameters = saved.hyper_parameters
-    if "model" not in hyper_parameters:
+
+
+def recognizer_for(saved: SavedWeights) -> RNNTSpeechRecognizer:
+    """A recognizer of the shape the saved hyper-parameters describe (weights not loaded)."""
+    if "model" not in saved.hyper_parameters:
         raise ConfigError(
-            f"{path}: no RNNTSpeechRecognizer hyper-parameters in the {saved.kind} file"
+            f"{saved.path}: no RNNTSpeechRecognizer hyper-parameters in the {saved.kind} file"
         )
     try:
-        module = RNNTSpeechRecognizer(**hyper_parameters)
+        return RNNTSpeechRecognizer(**saved.hyper_parameters)
     except (TypeError, ValueError, ValidationError) as error:
         first = str(error).strip().splitlines()[0]
         raise ConfigError(
-            f"{path}: its hyper-parameters do not describe an RNNTSpeechRecognizer ({first})"
+            f"{saved.path}: its hyper-parameters do not describe an RNNTSpeechRecognizer ({first})"
         ) from None
-    problems = _weights_problems(module, saved.state_dict)
+
+
+def load_weights(module: RNNTSpeechRecognizer, saved: SavedWeights) -> None:
+    """The saved weights into `module`, strictly, as `load_from_checkpoint` does. Refuses,
+    naming the file and tensors, weights that do not fit the module's shape and prunable
+    tensors that break the sparsity pattern the file records."""
+    problems = weights_problems(module.state_dict(), saved.state_dict)
     if problems:
         listed = "; ".join(problems[:MAX_LISTED_MISMATCHES])
         more = len(problems) - MAX_LISTED_MISMATCHES
         raise ConfigError(
-            f"{path}: the weights do not fit the model its hyper-parameters describe "
+            f"{saved.path}: the weights do not fit the model "
             f"({len(problems)} tensor(s): {listed}{f'; ... and {more} more' if more > 0 else ''})"
         )
-    # The same strict load as `load_from_checkpoint` and `load_packed_module`.
+    broken = saved.pattern_breaks()
+    if broken:
+        raise ConfigError(
+            f"{saved.path}: its recorded pattern {saved.pattern} does not hold on {broken[0]}"
+            f"{f' and {len(broken) - 1} more tensor(s)' if len(broken) > 1 else ''}"
+        )
     module.load_state_dict(saved.state_dict, strict=True)
-    return module.eval(), saved.kind
 
 
 def load_model(path: str | Path) -> RNNTSpeechRecognizer:

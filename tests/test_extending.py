@@ -40,8 +40,11 @@ class ToyPruning(GradualMagnitudePruning):
     citation = "a test of the registry"
     color = "#123456"
 
-    def __init__(self, schedule, include=(), exclude=(), seed=0, strength: float = 1.0):
-        super().__init__(schedule, include, exclude, seed)
+    def __init__(
+        self, schedule, include=(), exclude=(), seed=0, pattern="unstructured",
+        strength: float = 1.0,
+    ):
+        super().__init__(schedule, include, exclude, seed, pattern)
         self.strength = strength
 '''
 

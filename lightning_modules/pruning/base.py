@@ -13,9 +13,10 @@ methods is fair:
 - DDP: a checksum of the masks is compared across ranks at every update and logged;
 - logging through the trainer's loggers: target and realized sparsity, per tensor and overall.
 
-A method implements `compute_masks` (which entries to keep, given how many) and may measure
-before it in `prepare_update`, add gradient terms in `adjust_gradients` and state in
-`method_state`.
+A method implements `compute_masks` (which entries to keep, given how many), usually by
+scoring entries and letting `select` turn the scores into a mask of the run's sparsity pattern
+(`sparsity_patterns`: unstructured, N:M, blocks). It may measure before it in
+`prepare_update`, add gradient terms in `adjust_gradients` and state in `method_state`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning_modules.pruning.accounting import sparsity_summary
 from lightning_modules.pruning.masks import apply_mask, mask_checksum, mask_gradient
 from lightning_modules.pruning.schedules import SparsitySchedule, kept_count
+from lightning_modules.pruning.sparsity_patterns import SparsityPattern, parse_pattern
 from lightning_modules.pruning.targets import (
     PrunableTensor,
     coverage_report,
@@ -66,6 +68,7 @@ class SparsePruning(Callback, ABC):
         include: glob patterns on full tensor names to prune (empty: the default set).
         exclude: glob patterns on full tensor names to leave dense.
         seed: seeds every random choice of the method (random masks, sensing matrices).
+        pattern: where kept entries may lie: `unstructured`, N:M like `2:4`, blocks like `4x4`.
     """
 
     name = "base"
@@ -78,8 +81,10 @@ class SparsePruning(Callback, ABC):
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
         seed: int = 0,
+        pattern: str = "unstructured",
     ) -> None:
         check_common_arguments(schedule, seed)
+        self.pattern: SparsityPattern = parse_pattern(pattern)
         if self.schedule_kind is not None:
             schedule = dataclasses.replace(schedule, kind=self.schedule_kind)
         self.schedule = schedule
@@ -141,6 +146,12 @@ class SparsePruning(Callback, ABC):
 
     def weight(self, name: str) -> torch.Tensor:
         return self._by_name[name].parameter
+
+    def select(self, name: str, scores: torch.Tensor, k: int) -> torch.Tensor:
+        """The mask of tensor `name` keeping its `k` highest `scores` in the run's pattern;
+        entries pruned before stay pruned."""
+        previous = self.masks[name]
+        return self.pattern.select(scores.to(previous.device), k, previous)
 
     @property
     def pruning_started(self) -> bool:
@@ -217,10 +228,17 @@ class SparsePruning(Callback, ABC):
             "masks": {name: mask.cpu() for name, mask in self.masks.items()},
             "last_update_step": self.last_update_step,
             "checksum": mask_checksum(self.masks) if self.masks else 0,
+            "pattern": self.pattern.spec,
             "method": self.method_state(),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = state_dict.get("pattern", "unstructured")
+        if saved != self.pattern.spec:
+            raise MaskMismatchError(
+                f"[{self.name}] the checkpoint's masks have pattern {saved!r}, this run "
+                f"{self.pattern.spec!r}"
+            )
         self.masks = dict(state_dict["masks"])
         self.last_update_step = int(state_dict["last_update_step"])
         self.load_method_state(state_dict["method"])

@@ -289,6 +289,7 @@ class DataAwarePruning(SparsePruning):
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
         seed: int = 0,
+        pattern: str = "unstructured",
         calibration_batches: int = 8,
         gradual: bool = False,
     ) -> None:
@@ -297,7 +298,7 @@ class DataAwarePruning(SparsePruning):
             raise ValueError(f"gradual must be true or false, got {gradual!r}")
         if not gradual:
             schedule = dataclasses.replace(schedule, kind="one_shot")
-        super().__init__(schedule, include, exclude, seed)
+        super().__init__(schedule, include, exclude, seed, pattern)
         self.gradual = gradual
         self.calibration = Calibration(calibration_batches, seed)
         self.statistics: dict[str, InputStatistics] = {}
@@ -321,8 +322,3 @@ class DataAwarePruning(SparsePruning):
 
     def method_metrics(self) -> dict[str, float]:
         return self.calibration.metrics()
-
-
-def as_rows(weight: torch.Tensor) -> torch.Tensor:
-    """A weight as (outputs, inputs per output): the layout the statistics describe."""
-    return weight.reshape(weight.shape[0], -1)

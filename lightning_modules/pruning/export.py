@@ -24,6 +24,7 @@ def export_packed(source: str | Path, out: str | Path) -> dict[str, Any]:
         "prunable": saved.prunable if recorded else None,
         "source": Path(source).name,
         "global_step": saved.metadata.get("global_step"),
+        "pattern": saved.pattern,
     }
     file_bytes = save_packed(out, saved.state_dict, metadata)
     pooled = sparsity_summary(saved.state_dict)

@@ -2,7 +2,8 @@
 method comes from its class.
 
 A method is a Lightning callback class with five facts as class attributes and its options
-as keyword arguments of `__init__` (after `schedule`, `include`, `exclude`, `seed`):
+as keyword arguments of `__init__` (after `schedule`, `include`, `exclude`, `seed`,
+`pattern`):
 
     @register
     class MyPruning(SparsePruning):
@@ -12,7 +13,8 @@ as keyword arguments of `__init__` (after `schedule`, `include`, `exclude`, `see
         citation = "Author et al., Title, Venue (Year)"
         color = "#1f77b4"                # its colour in every figure
 
-        def __init__(self, schedule, include=(), exclude=(), seed=0, strength: float = 1.0):
+        def __init__(self, schedule, include=(), exclude=(), seed=0, pattern="unstructured",
+                     strength: float = 1.0):
             ...
 
 Adding a method is one new module in `lightning_modules/pruning/methods/` (found and imported
@@ -41,7 +43,7 @@ class Role(StrEnum):
 
 
 FACTS = ("name", "title", "role", "citation", "color")
-COMMON_ARGUMENTS = ("self", "schedule", "include", "exclude", "seed")
+COMMON_ARGUMENTS = ("self", "schedule", "include", "exclude", "seed", "pattern")
 """Arguments every method takes from the pruning section itself; the rest are its options."""
 
 METHODS: dict[str, type] = {}

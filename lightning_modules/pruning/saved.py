@@ -1,6 +1,9 @@
 """Saved models as this project reads them: a Lightning checkpoint (`.ckpt`) or a packed file
 (`packing`), with their weights, hyper-parameters and which tensors are prunable.
 
+Which sparsity pattern they were pruned in: the pruning callback's state (`pattern`) or the
+packed metadata, else unstructured.
+
 Which tensors are prunable: the names recorded with the weights (the masks in a pruning
 callback's checkpoint state, found by its `state_key`; `prunable` in a packed file's
 metadata), else the default rule by name (`DEFAULT_RULE`).
@@ -18,6 +21,7 @@ import torch
 
 from lightning_modules.pruning.base import is_pruning_state_key
 from lightning_modules.pruning.packing import PackedFormatError, is_packed_file, load_packed
+from lightning_modules.pruning.sparsity_patterns import UNSTRUCTURED, parse_pattern
 
 DEFAULT_RULE = (
     "default name rule: floating tensors of >= 2 dims named *.weight, *weight_ih_l*, "
@@ -48,6 +52,30 @@ class SavedWeights:
     prunable_rule: str
     masks: dict[str, torch.Tensor] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    pattern: str = UNSTRUCTURED
+
+    def pattern_breaks(self) -> list[str]:
+        """Prunable tensors whose non-zeros break the recorded pattern (none for a sound file)."""
+        pattern = parse_pattern(self.pattern)
+        return [
+            name for name in self.prunable if pattern.violations(self.state_dict[name] != 0) > 0
+        ]
+
+
+def weights_problems(
+    expected: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor]
+) -> list[str]:
+    """What keeps `state_dict` from loading strictly into a model whose state dict is
+    `expected`: names and shapes, one line per tensor."""
+    problems = [
+        f"{name}: shape {tuple(tensor.shape)} in the file, {tuple(expected[name].shape)} "
+        "in the model"
+        for name, tensor in state_dict.items()
+        if name in expected and tensor.shape != expected[name].shape
+    ]
+    problems += [f"{name}: missing from the file" for name in expected if name not in state_dict]
+    problems += [f"{name}: not in the model" for name in state_dict if name not in expected]
+    return problems
 
 
 def default_prunable(state_dict: Mapping[str, torch.Tensor]) -> list[str]:
@@ -63,17 +91,26 @@ def default_prunable(state_dict: Mapping[str, torch.Tensor]) -> list[str]:
     ]
 
 
-def _recorded_masks(path: Path, checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """The masks saved by the pruning callback (its state, under its `state_key`)."""
-    masks: dict[str, torch.Tensor] = {}
+def _pruning_states(path: Path, checkpoint: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The states saved by pruning callbacks (under their `state_key`), each with masks."""
+    states = []
     callbacks = checkpoint.get("callbacks") or {}
     for key, state in callbacks.items() if isinstance(callbacks, Mapping) else ():
         if not is_pruning_state_key(key):
             continue
         if not isinstance(state, Mapping) or not isinstance(state.get("masks"), Mapping):
             raise SavedFileError(f"{path}: the pruning state {key} holds no masks")
-        masks.update(state["masks"])
-    return masks
+        states.append(state)
+    return states
+
+
+def _recorded_pattern(path: Path, recorded: object) -> str:
+    if recorded is None:
+        return UNSTRUCTURED
+    try:
+        return parse_pattern(recorded).spec  # type: ignore[arg-type]
+    except ValueError as error:
+        raise SavedFileError(f"{path}: recorded pattern: {error}") from None
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
@@ -125,13 +162,16 @@ def read_saved(path: str | Path) -> SavedWeights:
             list(recorded) if recorded else default_prunable(state_dict),
             "packed metadata" if recorded else DEFAULT_RULE,
             metadata=metadata,
+            pattern=_recorded_pattern(path, metadata.get("pattern")),
         )
     checkpoint = _load_checkpoint(path)
     state_dict = dict(checkpoint["state_dict"])
     for name, value in state_dict.items():
         if not isinstance(value, torch.Tensor):
             raise SavedFileError(f"{path}: state_dict entry {name!r} is not a tensor")
-    masks = _recorded_masks(path, checkpoint)
+    states = _pruning_states(path, checkpoint)
+    masks = {name: mask for state in states for name, mask in state["masks"].items()}
+    patterns = {_recorded_pattern(path, state.get("pattern")) for state in states}
     _check_names(path, state_dict, masks, "the pruning masks")
     for name, mask in masks.items():
         if not isinstance(mask, torch.Tensor) or mask.shape != state_dict[name].shape:
@@ -146,4 +186,5 @@ def read_saved(path: str | Path) -> SavedWeights:
         "checkpoint pruning masks" if masks else DEFAULT_RULE,
         masks={name: masks[name] for name in order},
         metadata={"global_step": checkpoint.get("global_step")},
+        pattern=patterns.pop() if len(patterns) == 1 else UNSTRUCTURED,
     )

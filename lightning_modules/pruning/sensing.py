@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -21,6 +22,8 @@ SensingKind = Literal["gaussian", "rademacher", "identity"]
 RecoveryKind = Literal["iht", "ista"]
 SENSING_KINDS = ("gaussian", "rademacher", "identity")
 RECOVERY_KINDS = ("iht", "ista")
+Projection = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
+"""(values, k, allowed) → the support of the projection onto k-sparse tensors (of a pattern)."""
 
 
 def measurement_count(block_size: int, ratio: float, kind: SensingKind) -> int:
@@ -78,6 +81,7 @@ def recover(
     start: torch.Tensor,
     iterations: int,
     method: RecoveryKind = "iht",
+    project: Projection = hard_threshold,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sparse reconstruction X̂ (B × n) with k non-zeros among `allowed`, and its support.
 
@@ -85,11 +89,13 @@ def recover(
     H_k(start): X̂ ← H_k(X̂ + μ Φᵀ(Y − Φ X̂)), with μ the exact line-search step on the
     current support, one per block (a single step for the whole tensor stalls when blocks
     hold very different numbers of non-zeros). `ista`: soft thresholding with step 1/‖Φ‖²,
-    the threshold chosen each iteration so that k entries survive, then H_k.
+    the threshold chosen each iteration so that k entries survive, then H_k. `project` is
+    H_k's support; a sparsity pattern replaces it, so the recovery stays in the pattern.
     """
-    if k >= int(allowed.sum()):  # nothing to choose: every allowed entry is kept as it is
-        return start * allowed, allowed.clone()
-    support = hard_threshold(start, k, allowed)
+    if k >= int(allowed.sum()):  # nothing to choose: every allowed entry the pattern allows
+        support = project(start, k, allowed)
+        return start * support, support
+    support = project(start, k, allowed)
     estimate = start * support
     lipschitz = torch.linalg.matrix_norm(phi, ord=2) ** 2
     for _ in range(iterations):
@@ -103,7 +109,7 @@ def recover(
                 1.0 / lipschitz,
             )
             proposal = estimate + step * gradient
-            support = hard_threshold(proposal, k, allowed)
+            support = project(proposal, k, allowed)
             estimate = proposal * support
         elif method == "ista":
             estimate = _soft_threshold(estimate + gradient / lipschitz, k, allowed)
@@ -112,6 +118,6 @@ def recover(
             raise ValueError(f"recovery must be one of {RECOVERY_KINDS}, got {method!r}")
     if method == "ista":  # fill up to k with the largest entries of `start`, if fewer survived
         ranked = torch.where(estimate != 0, estimate.abs() + start.abs().max(), start.abs())
-        support = hard_threshold(ranked, k, allowed)
+        support = project(ranked, k, allowed)
         estimate = estimate * support
     return estimate, support

@@ -15,9 +15,11 @@ from lightning_modules.pruning.schedules import SparsitySchedule, kept_count
 from lightning_modules.pruning.sensing import (
     RECOVERY_KINDS,
     SENSING_KINDS,
+    Projection,
     RecoveryKind,
     SensingKind,
     from_blocks,
+    hard_threshold,
     measurement_count,
     recover,
     sensing_matrix,
@@ -46,6 +48,8 @@ class CompressedSensingPruning(SparsePruning):
       matrix Φ and recovered with k non-zeros by IHT (or ISTA); the support of the recovery is
       **which** weights survive, the relative compression error e = ‖W − Ŵ‖/‖W‖ decides
       **when**: the tensor is cut only if e ≤ `error_threshold`, and at the latest at the end;
+    - with a structured `pattern` (N:M, blocks) the hard thresholding of the recovery
+      projects onto the pattern, so the support, and so the mask, keeps it;
     - between updates two gradient terms push the weights the next cut removes toward zero
       (`sparsity_weight` · ‖W ⊙ (1 − M_next)‖₁ / N) and the kept weights toward their
       reconstruction (`reconstruction_weight` · ‖W − Ŵ‖² / N).
@@ -77,6 +81,7 @@ class CompressedSensingPruning(SparsePruning):
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
         seed: int = 0,
+        pattern: str = "unstructured",
         sparsity_weight: float = 1.0,
         reconstruction_weight: float = 1.0,
         sensing: SensingKind = "gaussian",
@@ -87,7 +92,7 @@ class CompressedSensingPruning(SparsePruning):
         error_threshold: float = 0.5,
         regularization_start: int | None = None,
     ) -> None:
-        super().__init__(schedule, include, exclude, seed)
+        super().__init__(schedule, include, exclude, seed, pattern)
         self.sparsity_weight = _non_negative("sparsity_weight", sparsity_weight)
         self.reconstruction_weight = _non_negative("reconstruction_weight", reconstruction_weight)
         if sensing not in SENSING_KINDS:
@@ -146,9 +151,23 @@ class CompressedSensingPruning(SparsePruning):
         blocks = to_blocks(weight, self.block_size)
         allowed = to_blocks(self.masks[name], self.block_size)  # padding is never allowed
         estimate, support = recover(
-            blocks @ phi.T, phi, k, allowed, blocks, self.recovery_iterations, self.recovery
-        )
+            blocks @ phi.T, phi, k, allowed, blocks, self.recovery_iterations, self.recovery,
+            self.projection(weight),
+        )  # fmt: skip
         return from_blocks(estimate, weight), from_blocks(support, weight)
+
+    def projection(self, like: torch.Tensor) -> Projection:
+        """H_k of the recovery: plain top-k, or the run's pattern on the tensor's own shape."""
+        if not self.pattern.structured:
+            return hard_threshold
+
+        def project(values: torch.Tensor, k: int, allowed: torch.Tensor) -> torch.Tensor:
+            kept = self.pattern.select(
+                from_blocks(values.abs(), like), k, from_blocks(allowed, like)
+            )
+            return to_blocks(kept, self.block_size)
+
+        return project
 
     @staticmethod
     def compression_error(weight: torch.Tensor, reconstruction: torch.Tensor) -> float:

@@ -9,7 +9,6 @@ import lightning.pytorch as pl
 import torch
 
 from lightning_modules.pruning.base import SparsePruning
-from lightning_modules.pruning.masks import magnitude_mask
 from lightning_modules.pruning.registry import Role, register
 from lightning_modules.pruning.schedules import SparsitySchedule
 
@@ -64,6 +63,7 @@ class IterativeMagnitudePruning(SparsePruning):
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
         seed: int = 0,
+        pattern: str = "unstructured",
         rounds: int = 4,
         rewind_step: int = 0,
     ) -> None:
@@ -81,7 +81,7 @@ class IterativeMagnitudePruning(SparsePruning):
                 f"rounds {rounds} cannot reach the target: the window [{schedule.start}, "
                 f"{schedule.end}] holds fewer than {rounds} distinct round ends"
             )
-        super().__init__(schedule, include, exclude, seed)
+        super().__init__(schedule, include, exclude, seed, pattern)
         self.rounds = rounds
         self.rewind_step = rewind_step
         self.round_ends = round_steps(schedule.start, schedule.end, rounds)
@@ -97,10 +97,7 @@ class IterativeMagnitudePruning(SparsePruning):
         return round_sparsity(completed, self.rounds, self.schedule.final)
 
     def compute_masks(self, step: int, kept: Mapping[str, int]) -> dict[str, torch.Tensor]:
-        return {
-            name: magnitude_mask(self.weight(name), k, previous=self.masks[name])
-            for name, k in kept.items()
-        }
+        return {name: self.select(name, self.weight(name).abs(), k) for name, k in kept.items()}
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 import torch
 
 from lightning_modules.pruning.base import SparsePruning
-from lightning_modules.pruning.masks import magnitude_mask
 from lightning_modules.pruning.registry import Role, register
 
 
@@ -30,10 +29,7 @@ class GradualMagnitudePruning(SparsePruning):
     color = "#ff7f0e"
 
     def compute_masks(self, step: int, kept: Mapping[str, int]) -> dict[str, torch.Tensor]:
-        return {
-            name: magnitude_mask(self.weight(name), k, previous=self.masks[name])
-            for name, k in kept.items()
-        }
+        return {name: self.select(name, self.weight(name).abs(), k) for name, k in kept.items()}
 
 
 @register

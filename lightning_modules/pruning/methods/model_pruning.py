@@ -18,6 +18,7 @@ from lightning_modules.pruning.base import (
 )
 from lightning_modules.pruning.registry import Role, register
 from lightning_modules.pruning.schedules import SparsitySchedule
+from lightning_modules.pruning.sparsity_patterns import parse_pattern
 from lightning_modules.pruning.targets import PrunableTensor, coverage_report, discover_tensors
 
 
@@ -52,8 +53,15 @@ class LightningModelPruning(ModelPruning):
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
         seed: int = 0,
+        pattern: str = "unstructured",
     ) -> None:
         check_common_arguments(schedule, seed)
+        if parse_pattern(pattern).structured:
+            raise ValueError(
+                f"model_pruning runs Lightning's L1 unstructured pruning as it ships; pattern "
+                f"{pattern!r} needs one of the SparsePruning methods (gmp, csp, ...)"
+            )
+        self.pattern = parse_pattern(pattern)
         super().__init__(
             pruning_fn="l1_unstructured",
             amount=self.relative_amount,

@@ -9,7 +9,6 @@ import lightning.pytorch as pl
 import torch
 
 from lightning_modules.pruning.base import SparsePruning
-from lightning_modules.pruning.masks import top_k_mask
 from lightning_modules.pruning.registry import Role, register
 from lightning_modules.pruning.schedules import SparsitySchedule
 
@@ -39,8 +38,9 @@ class MovementPruning(SparsePruning):
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
         seed: int = 0,
+        pattern: str = "unstructured",
     ) -> None:
-        super().__init__(schedule, include, exclude, seed)
+        super().__init__(schedule, include, exclude, seed, pattern)
         self.scores: dict[str, torch.Tensor] = {}
 
     def adjust_gradients(self, pl_module: pl.LightningModule, step: int) -> None:
@@ -58,9 +58,7 @@ class MovementPruning(SparsePruning):
 
     def compute_masks(self, step: int, kept: Mapping[str, int]) -> dict[str, torch.Tensor]:
         return {
-            name: top_k_mask(
-                self.scores.get(name, torch.zeros_like(self.weight(name))), k, self.masks[name]
-            )
+            name: self.select(name, self.scores.get(name, torch.zeros_like(self.weight(name))), k)
             for name, k in kept.items()
         }
 

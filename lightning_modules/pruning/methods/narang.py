@@ -24,6 +24,7 @@ class NarangPruning(SparsePruning):
     θ = 2·q·freq / (2·(ramp − start) + 3·(end − ramp)), so that ε(end) = q, the quantile of
     |W| at the final sparsity taken at start. The realized sparsity lands near, not exactly at,
     `schedule.final`: weights keep moving while the threshold rises; it is logged.
+    With a structured pattern the threshold sets how many weights are kept, the pattern which.
 
     Args:
         ramp_fraction: where the ramp step lies in the window, as a fraction of end − start.
@@ -44,13 +45,14 @@ class NarangPruning(SparsePruning):
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
         seed: int = 0,
+        pattern: str = "unstructured",
         ramp_fraction: float = 0.5,
     ) -> None:
         if schedule.kind == "one_shot":
             raise ValueError("Narang pruning needs a window: use a linear or cubic schedule")
         if not 0.0 < ramp_fraction < 1.0:
             raise ValueError(f"ramp_fraction must lie in (0, 1), got {ramp_fraction!r}")
-        super().__init__(schedule, include, exclude, seed)
+        super().__init__(schedule, include, exclude, seed, pattern)
         self.ramp_fraction = ramp_fraction
         self.quantiles: dict[str, float] = {}
 
@@ -77,10 +79,13 @@ class NarangPruning(SparsePruning):
                 magnitudes = self.weight(name).detach().abs().flatten().float()
                 rank = math.floor(self.schedule.final * magnitudes.numel())
                 self.quantiles[name] = float(magnitudes.kthvalue(rank).values) if rank else 0.0
-        return {
-            name: self.masks[name] & (self.weight(name).abs() >= self.threshold(name, step))
-            for name in kept
-        }
+        masks = {}
+        for name in kept:
+            magnitudes = self.weight(name).abs()
+            above = self.masks[name] & (magnitudes >= self.threshold(name, step))
+            structured = self.pattern.structured
+            masks[name] = self.select(name, magnitudes, int(above.sum())) if structured else above
+        return masks
 
     def method_metrics(self) -> dict[str, float]:
         return {

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 import torch
 
 from lightning_modules.pruning.base import SparsePruning
-from lightning_modules.pruning.masks import top_k_mask
 from lightning_modules.pruning.registry import Role, register
 
 
@@ -32,7 +31,5 @@ class RandomPruning(SparsePruning):
                 zlib.crc32(f"{self.seed}:{name}:{step}".encode())
             )
             scores = torch.rand(self.masks[name].shape, generator=generator)
-            masks[name] = top_k_mask(scores, k, previous=self.masks[name].cpu()).to(
-                self.masks[name].device
-            )
+            masks[name] = self.select(name, scores, k)
         return masks

@@ -6,9 +6,15 @@ from collections.abc import Sequence
 
 import torch
 
-from lightning_modules.pruning.calibration import DataAwarePruning, InputStatistics, as_rows
+from lightning_modules.pruning.calibration import DataAwarePruning, InputStatistics
 from lightning_modules.pruning.registry import Role, register
 from lightning_modules.pruning.schedules import SparsitySchedule
+from lightning_modules.pruning.sparsity_patterns import (
+    SparsityPattern,
+    Unstructured,
+    as_rows,
+    parse_pattern,
+)
 
 
 def proportional_shares(total: int, sizes: Sequence[int]) -> list[int]:
@@ -33,6 +39,7 @@ def sparsegpt_prune(
     alive: torch.Tensor,
     block_size: int = 128,
     dampening: float = 0.01,
+    pattern: SparsityPattern | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Prune `prune` more entries of `rows` (outputs × d) among the `alive` ones and update
     the rest to reconstruct the layer's output on inputs with second moment `hessian` (d × d).
@@ -40,8 +47,11 @@ def sparsegpt_prune(
     Frantar & Alistarh's algorithm: the upper Cholesky factor of H⁻¹ gives, column by column,
     the OBS update of the columns not yet processed; within each block of columns the entries
     with the smallest w² / [H⁻¹]²_jj are pruned (adaptive mask selection), and each block's
-    errors update the later columns at once. Returns (new rows, kept mask), float64.
+    errors update the later columns at once. Within a block the kept entries follow `pattern`
+    (N:M groups and blocks must not straddle column blocks). Returns (new rows, kept mask),
+    float64.
     """
+    pattern = pattern or Unstructured()
     weight = rows.detach().to(torch.float64).clone()
     alive = alive.clone()
     hessian = hessian.to(torch.float64).clone()
@@ -59,12 +69,8 @@ def sparsegpt_prune(
         block = weight[:, first:last].clone()
         block_inverse = inverse[first:last, first:last]
         scores = block**2 / block_inverse.diagonal()[None] ** 2
-        scores[~alive[:, first:last]] = -torch.inf  # already pruned: pruned first
-        pruned_before = int((~alive[:, first:last]).sum())
-        order = scores.flatten().argsort(stable=True)
-        keep = torch.ones(block.numel(), dtype=torch.bool)
-        keep[order[: pruned_before + share]] = False
-        keep = keep.view_as(block)
+        block_alive = alive[:, first:last]
+        keep = pattern.select(scores, int(block_alive.sum()) - share, block_alive)
         errors = torch.zeros_like(block)
         for column in range(last - first):
             values = block[:, column]
@@ -109,6 +115,7 @@ class SparseGPTPruning(DataAwarePruning):
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
         seed: int = 0,
+        pattern: str = "unstructured",
         calibration_batches: int = 8,
         gradual: bool = False,
         block_size: int = 128,
@@ -118,7 +125,13 @@ class SparseGPTPruning(DataAwarePruning):
             raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
         if not isinstance(dampening, int | float) or not 0 < dampening < 1:
             raise ValueError(f"dampening must lie in (0, 1), got {dampening!r}")
-        super().__init__(schedule, include, exclude, seed, calibration_batches, gradual)
+        columns = parse_pattern(pattern).tile[1]
+        if block_size % columns:
+            raise ValueError(
+                f"block_size {block_size} must be a multiple of pattern {pattern!r}'s "
+                f"{columns} inputs, so that no group straddles two column blocks"
+            )
+        super().__init__(schedule, include, exclude, seed, pattern, calibration_batches, gradual)
         self.block_size = block_size
         self.dampening = float(dampening)
 
@@ -128,6 +141,12 @@ class SparseGPTPruning(DataAwarePruning):
     ) -> torch.Tensor:
         rows, alive = as_rows(weight), as_rows(previous).cpu()
         per_group = rows.shape[0] // statistics.groups
+        if statistics.groups > 1 and per_group % self.pattern.tile[0]:
+            raise ValueError(
+                f"pattern {self.pattern} needs row groups in multiples of {self.pattern.tile[0]}; "
+                f"a weight of shape {tuple(weight.shape)} has {statistics.groups} groups of "
+                f"{per_group} rows"
+            )
         spans = [slice(g * per_group, (g + 1) * per_group) for g in range(statistics.groups)]
         prune = int(alive.sum()) - k
         shares = proportional_shares(prune, [int(alive[span].sum()) for span in spans])
@@ -136,7 +155,7 @@ class SparseGPTPruning(DataAwarePruning):
         for group, (span, share) in enumerate(zip(spans, shares, strict=True)):
             updated[span], kept[span] = sparsegpt_prune(
                 rows[span].cpu(), hessians[group], share, alive[span], self.block_size,
-                self.dampening,
+                self.dampening, self.pattern,
             )  # fmt: skip
         weight.copy_(updated.view_as(weight).to(weight.dtype))
         return kept.view_as(weight).to(weight.device)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from lightning_modules.pruning.calibration import DataAwarePruning, InputStatistics, as_rows
+from lightning_modules.pruning.calibration import DataAwarePruning, InputStatistics
 from lightning_modules.pruning.masks import row_top_k_mask
 from lightning_modules.pruning.registry import Role, register
+from lightning_modules.pruning.sparsity_patterns import as_rows
 
 
 def wanda_scores(weight: torch.Tensor, statistics: InputStatistics) -> torch.Tensor:
@@ -25,7 +26,8 @@ class WandaPruning(DataAwarePruning):
 
     Each weight is scored |W_ij|·‖X_j‖₂, with ‖X_j‖₂ the norm of input feature j over the
     calibration batches (for an LSTM: the layer input for `weight_ih`, the previous hidden
-    state for `weight_hh`), and every output row keeps the same share of its highest scores.
+    state for `weight_hh`), and every output row keeps the same share of its highest scores
+    (with a structured pattern its groups compare instead: N:M is the paper's N:M variant).
     No weight update: one-shot at the schedule's start, then fine-tuning like the others
     (or gradual, recalibrated at each update).
     """
@@ -43,4 +45,6 @@ class WandaPruning(DataAwarePruning):
         self, weight: torch.Tensor, statistics: InputStatistics, k: int, previous: torch.Tensor
     ) -> torch.Tensor:
         scores = wanda_scores(weight, statistics)
+        if self.pattern.structured:  # N:M groups or blocks are the comparison groups
+            return self.pattern.select(scores, k, as_rows(previous)).view_as(weight)
         return row_top_k_mask(scores, k, as_rows(previous)).view_as(weight)

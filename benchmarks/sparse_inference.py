@@ -1,0 +1,207 @@
+"""Benchmark: greedy decoding with the sparse runtime against the dense model, per sparsity
+pattern and sparsity, at batch 1 and 16, for the large preset's shapes and the default small
+model's (`experiments/configs/dense_small.yaml`).
+
+Speed does not depend on what the weights learned, only on their shapes and zeros, so the
+models have random weights (seed 0), magnitude-pruned in each pattern on every prunable
+tensor. One thing does depend on training: how many tokens greedy decoding emits per encoder
+frame (each one runs the prediction network). An untrained joiner emits at almost every step,
+so its blank bias is set (bisection) to emit `EMISSION_RATE` tokens per frame, about what a
+character model emits on this corpus (15 characters/s at 40 ms frames). The utterances are
+seeded noise of 2 to 3.5 s (the corpus's lengths); dense and sparse decode the same ones.
+
+Dense is the best dense runtime (`csp bench`'s `dense`: each LSTM fused or stepped, whichever
+is faster), so a speed-up is what the zeros buy; `speedup_over_stock` is against the model as
+trained (fused LSTMs, whose per-call overhead makes the one-step prediction network slow).
+
+Writes benchmarks/results/sparse_inference.json (+ .png):
+    speedup[pattern][sparsity][batch]        large shapes: dense seconds / sparse seconds
+    speedup_small[pattern][sparsity][batch]  the small model's
+    speedup_over_stock, speedup_over_stock_small
+    transcripts_equal                        every case: the same tokens as the dense model
+    cases                                    every measurement with its per-layer choices
+Goal (issue 15), large shapes at batch 1: >= 2x at s = 0.9 (any pattern), >= 1.3x at 0.8;
+every model never slower than dense; transcripts identical.
+
+    python benchmarks/sparse_inference.py [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from experiments.bench import batch_features, measure  # noqa: E402
+from experiments.config import load_config  # noqa: E402
+from lightning_modules.asr.decoding import greedy_decode  # noqa: E402
+from lightning_modules.asr.module import RNNTSpeechRecognizer  # noqa: E402
+from lightning_modules.asr.presets import model_config  # noqa: E402
+from lightning_modules.pruning.sparsity_patterns import parse_pattern  # noqa: E402
+from lightning_modules.pruning.targets import discover_tensors  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+PATTERNS = ("unstructured", "2:4", "16x16")
+SPARSITIES = (0.5, 0.8, 0.9)
+BATCHES = (1, 16)
+EMISSION_RATE = 0.6
+UTTERANCES = 16
+BATCH1_UTTERANCES = 4
+GOAL = {"large_batch1_s0.9_min": 2.0, "large_batch1_s0.8_min": 1.3, "never_slower": 1.0}
+
+
+def small_model_config() -> dict[str, Any]:
+    config = load_config(REPO / "experiments" / "configs" / "dense_small.yaml")
+    return model_config(config.model.preset, **config.model.overrides).model_dump()
+
+
+def random_model(model: dict[str, Any]) -> RNNTSpeechRecognizer:
+    torch.manual_seed(0)
+    return RNNTSpeechRecognizer(model=model).eval()
+
+
+def utterances(count: int) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.linspace(2.0, 3.5, count)
+    return [0.1 * torch.randn(int(16_000 * s), generator=generator) for s in lengths.tolist()]
+
+
+def emission_rate(recognizer: RNNTSpeechRecognizer, features: list) -> float:
+    tokens = frames = 0
+    for batch_features_, lengths in features:
+        decoded = greedy_decode(
+            recognizer.rnnt, batch_features_, lengths, recognizer.tokenizer.blank
+        )
+        tokens += sum(len(t) for t in decoded)
+        frames += int(recognizer.rnnt.transcribe(batch_features_, lengths)[1].sum())
+    return tokens / frames
+
+
+@torch.no_grad()
+def calibrate_blank(recognizer: RNNTSpeechRecognizer, audio: list[torch.Tensor]) -> float:
+    """Set the joiner's blank bias so that greedy decoding emits `EMISSION_RATE` per frame."""
+    features = batch_features(recognizer, audio[:4], 4)
+    bias = recognizer.rnnt.joiner.output.bias
+    blank = recognizer.tokenizer.blank
+    low, high = -10.0, 30.0
+    for _ in range(14):
+        bias[blank] = (low + high) / 2
+        if emission_rate(recognizer, features) > EMISSION_RATE:
+            low = float(bias[blank])
+        else:
+            high = float(bias[blank])
+    bias[blank] = (low + high) / 2
+    return emission_rate(recognizer, features)
+
+
+@torch.no_grad()
+def pruned(dense: RNNTSpeechRecognizer, spec: str, sparsity: float) -> RNNTSpeechRecognizer:
+    """A copy with every prunable tensor magnitude-pruned to `sparsity` in pattern `spec`."""
+    model = RNNTSpeechRecognizer(**dense.hparams).eval()
+    model.load_state_dict(dense.state_dict())
+    pattern = parse_pattern(spec)
+    for tensor in discover_tensors(model):
+        weight = tensor.parameter
+        weight.mul_(pattern.select(weight.abs(), round((1 - sparsity) * weight.numel())))
+    return model
+
+
+def run_shapes(label: str, model: dict[str, Any], audio: list[torch.Tensor], repeats: int) -> dict:
+    dense = random_model(model)
+    rate = calibrate_blank(dense, audio)
+    speedup: dict[str, dict[str, dict[str, float]]] = {}
+    over_stock: dict[str, dict[str, dict[str, float]]] = {}
+    cases = []
+    for spec in PATTERNS:
+        for sparsity in SPARSITIES:
+            model_ = pruned(dense, spec, sparsity)
+            for batch in BATCHES:
+                chosen = audio[:BATCH1_UTTERANCES] if batch == 1 else audio
+                result = measure(model_, chosen, batch, parse_pattern(spec), repeats)
+                for table, key in ((speedup, "speedup"), (over_stock, "speedup_over_stock")):
+                    table.setdefault(spec, {}).setdefault(str(sparsity), {})[str(batch)] = result[
+                        key
+                    ]
+                cases.append({"shapes": label, "pattern": spec, "sparsity": sparsity, **result})
+                print(
+                    f"{label} {spec} s={sparsity} batch {batch}: {result['speedup']:.2f}x "
+                    f"(dense {result['dense']['seconds']:.3f} s, sparse "
+                    f"{result['sparse']['seconds']:.3f} s), same text: "
+                    f"{result['transcripts_equal']}",
+                    flush=True,
+                )
+    return {"speedup": speedup, "over_stock": over_stock, "cases": cases, "emission_rate": rate}
+
+
+def plot(record: dict[str, Any], out: Path) -> None:
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    ideal = [1 / (1 - s) for s in SPARSITIES]
+    for axis, (key, title) in zip(
+        axes, (("speedup", "large shapes"), ("speedup_small", "small model")), strict=True
+    ):
+        axis.plot(SPARSITIES, ideal, "k:", label="ideal 1/(1-s)")
+        for spec in PATTERNS:
+            for batch, style in (("1", "o-"), ("16", "s--")):
+                values = [record[key][spec][str(s)][batch] for s in SPARSITIES]
+                axis.plot(SPARSITIES, values, style, label=f"{spec}, batch {batch}")
+        axis.axhline(1.0, color="grey", linewidth=0.8)
+        axis.set_yscale("log")
+        axis.set_xlabel("sparsity")
+        axis.set_title(f"decoding speed-up over dense, {title}")
+    axes[0].set_ylabel("dense time / sparse time")
+    axes[1].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    arguments = parser.parse_args()
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    audio = utterances(UTTERANCES)
+    large = run_shapes("large", model_config("large").model_dump(), audio, arguments.repeats)
+    small = run_shapes("small", small_model_config(), audio, arguments.repeats)
+    cases = large["cases"] + small["cases"]
+    large_batch1 = large["speedup"]
+    best = {s: max(large_batch1[spec][str(s)]["1"] for spec in PATTERNS) for s in (0.8, 0.9)}
+    record = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ"),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "utterances": UTTERANCES,
+        "emission_rate": {"large": large["emission_rate"], "small": small["emission_rate"]},
+        "speedup": large["speedup"],
+        "speedup_small": small["speedup"],
+        "speedup_over_stock": large["over_stock"],
+        "speedup_over_stock_small": small["over_stock"],
+        "best_large_batch1": {str(s): v for s, v in best.items()},
+        "slowest": min(case["speedup"] for case in cases),
+        "transcripts_equal": all(case["transcripts_equal"] for case in cases),
+        "goal": GOAL,
+        "goal_met": {
+            "large_batch1_s0.9": best[0.9] >= GOAL["large_batch1_s0.9_min"],
+            "large_batch1_s0.8": best[0.8] >= GOAL["large_batch1_s0.8_min"],
+            "never_slower": min(case["speedup"] for case in cases) >= GOAL["never_slower"],
+        },
+        "cases": cases,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "sparse_inference.json").write_text(json.dumps(record, indent=2) + "\n")
+    plot(record, RESULTS / "sparse_inference.png")
+    print(json.dumps({k: record[k] for k in ("best_large_batch1", "slowest", "goal_met")}))
+
+
+if __name__ == "__main__":
+    main()

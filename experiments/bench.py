@@ -1,0 +1,246 @@
+"""`csp bench`: greedy decoding of the sparse runtime against the dense model, on the same
+utterances, measured in one run.
+
+For each batch size the utterances (duration-sorted, so batches pad little) are decoded by
+three variants of the saved model, built for that batch size (`lightning_modules.runtime`):
+
+    stock    the model as trained (pruned entries are zeros in dense tensors; fused LSTMs)
+    dense    the best dense runtime: each LSTM fused or stepped, whichever measured faster
+    sparse   the sparse runtime: each matrix in its fastest measured format as well
+
+Passes alternate (stock, dense, sparse, stock, ...) after one warm-up each, and each
+variant's time is its median pass. Reported per batch size and variant:
+
+    seconds, rtf               decoding time of all utterances and its ratio to their audio
+    latency_s                  median seconds per batch
+    weight_bytes               bytes of weights the variant holds (values and indices)
+    weights_read_per_audio_s   bytes of weights its products read per second of audio
+                               (a Linear reads its weight once per call, an LSTM its input
+                               weights once and its recurrent weights once per step)
+    decode_peak_bytes          growth of the resident set during its decoding (Linux: the
+                               peak is reset before, /proc/self/clear_refs)
+
+and `speedup` = dense seconds / sparse seconds (what sparsity buys over the best dense
+runtime), `speedup_over_stock` = stock seconds / sparse seconds, `transcripts_equal` (all
+three, token for token), and both runtimes' per-layer choices. Features are computed once,
+outside the timing.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from experiments.evaluate import (
+    load_weights,
+    read_corpus_section,
+    read_model_file,
+    read_split,
+    recognizer_for,
+)
+from experiments.files import ConfigError
+from lightning_modules.asr.decoding import greedy_decode
+from lightning_modules.asr.module import RNNTSpeechRecognizer
+from lightning_modules.data.datamodule import SpeechDataset
+from lightning_modules.pruning.sparsity_patterns import SparsityPattern, parse_pattern
+from lightning_modules.runtime.convert import build_runtime
+from lightning_modules.runtime.layers import SparseLinear, SparseLSTM, SparseLSTMTranscriber
+
+Features = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def _resident_bytes(field: str) -> int | None:
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+class WeightTraffic:
+    """Counts the bytes of weights read by the products of a decoding (forward hooks)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.bytes = 0
+        self._handles = []
+        for module in model.modules():
+            if isinstance(
+                module, nn.Linear | SparseLinear | nn.LSTM | SparseLSTM | SparseLSTMTranscriber
+            ):
+                self._handles.append(module.register_forward_pre_hook(self._count))
+
+    def _count(self, module: nn.Module, args: tuple) -> None:
+        steps = args[0].shape[1] if args[0].dim() == 3 else 1
+        if isinstance(module, SparseLinear):
+            self.bytes += module.weight_bytes
+        elif isinstance(module, SparseLSTMTranscriber):
+            inputs, hiddens = module.weight_bytes
+            self.bytes += inputs + hiddens * -(-steps // module.stack)
+        elif isinstance(module, SparseLSTM):
+            inputs, hiddens = module.weight_bytes
+            self.bytes += inputs + hiddens * steps
+        elif isinstance(module, nn.LSTM):
+            for name, parameter in module.named_parameters():
+                if name.startswith("weight"):
+                    reads = steps if name.startswith("weight_hh") else 1
+                    self.bytes += parameter.numel() * parameter.element_size() * reads
+        else:
+            self.bytes += module.weight.numel() * module.weight.element_size()
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def weight_bytes(model: nn.Module) -> int:
+    """Bytes of the weights the decoding path holds (sparse layers: values and indices)."""
+    total = 0
+    for module in model.modules():
+        if isinstance(module, SparseLinear):
+            total += module.weight_bytes
+        elif isinstance(module, SparseLSTM | SparseLSTMTranscriber):
+            total += sum(module.weight_bytes)
+        elif isinstance(module, nn.Linear | nn.LSTM):
+            total += sum(
+                p.numel() * p.element_size()
+                for n, p in module.named_parameters(recurse=False)
+                if n.startswith("weight")
+            )
+    return total
+
+
+def batch_features(
+    recognizer: RNNTSpeechRecognizer, audio: Sequence[torch.Tensor], batch: int
+) -> Features:
+    """Log-mel features of the utterances in batches of `batch`, in the given order."""
+    batches = []
+    with torch.no_grad():
+        for first in range(0, len(audio), batch):
+            chunk = audio[first : first + batch]
+            lengths = torch.tensor([len(a) for a in chunk])
+            padded = torch.nn.utils.rnn.pad_sequence(list(chunk), batch_first=True)
+            batches.append(recognizer.frontend(padded, lengths))
+    return batches
+
+
+def decode_all(recognizer: RNNTSpeechRecognizer, batches: Features) -> list[list[int]]:
+    tokens: list[list[int]] = []
+    with torch.no_grad():
+        for features, lengths in batches:
+            tokens += greedy_decode(recognizer.rnnt, features, lengths, recognizer.tokenizer.blank)
+    return tokens
+
+
+def measure(
+    model: RNNTSpeechRecognizer,
+    audio: Sequence[torch.Tensor],
+    batch: int,
+    pattern: SparsityPattern,
+    repeats: int = 3,
+    format: str = "auto",
+) -> dict[str, Any]:
+    """The three variants at one batch size (see the module docstring)."""
+    batches = batch_features(model, audio, batch)
+    audio_seconds = sum(len(a) for a in audio) / 16_000
+    dense, dense_report = build_runtime(model, *batches[0], pattern, formats=("dense",))
+    forced = format != "auto"
+    sparse, report = build_runtime(
+        model, *batches[0], pattern, formats=(format,) if forced else None, measure=not forced
+    )
+    variants = {"stock": model, "dense": dense, "sparse": sparse}
+    transcripts, traffic = {}, {}
+    for name, variant in variants.items():  # the warm-up pass counts the weights read
+        counter = WeightTraffic(variant.rnnt)
+        transcripts[name] = decode_all(variant, batches)
+        counter.close()
+        traffic[name] = counter.bytes
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    latencies: dict[str, list[float]] = {name: [] for name in variants}
+    peaks: dict[str, int | None] = {}
+    for _ in range(repeats):
+        for name, variant in variants.items():
+            gc.collect()
+            before = _resident_bytes("VmRSS") if _reset_peak() else None
+            with torch.no_grad():
+                started = time.perf_counter()
+                for features, lengths in batches:
+                    begun = time.perf_counter()
+                    greedy_decode(variant.rnnt, features, lengths, variant.tokenizer.blank)
+                    latencies[name].append(time.perf_counter() - begun)
+                seconds[name].append(time.perf_counter() - started)
+            peak = _resident_bytes("VmHWM")
+            if before is not None and peak is not None:
+                peaks[name] = max(peaks.get(name) or 0, peak - before)
+    result: dict[str, Any] = {"batch": batch, "batches": len(batches)}
+    for name, variant in variants.items():
+        median = statistics.median(seconds[name])
+        result[name] = {
+            "seconds": median,
+            "rtf": median / audio_seconds,
+            "latency_s": statistics.median(latencies[name]),
+            "weight_bytes": weight_bytes(variant.rnnt),
+            "weights_read_per_audio_s": traffic[name] / audio_seconds,
+            "decode_peak_bytes": peaks.get(name),
+        }
+    result["speedup"] = result["dense"]["seconds"] / result["sparse"]["seconds"]
+    result["speedup_over_stock"] = result["stock"]["seconds"] / result["sparse"]["seconds"]
+    result["transcripts_equal"] = all(t == transcripts["stock"] for t in transcripts.values())
+    result["runtime"] = report.as_dict()
+    result["dense_runtime"] = dense_report.as_dict()
+    return result
+
+
+def bench(
+    model_path: str | Path,
+    corpus: str | Path,
+    split: str = "test",
+    batches: Sequence[int] = (1, 16),
+    threads: int | None = None,
+    utterances: int = 32,
+    repeats: int = 3,
+    format: str = "auto",
+) -> dict[str, Any]:
+    """`csp bench`: the dense model and its sparse runtime on the first `utterances` of the
+    split (by id), at each batch size."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if not batches or any(not isinstance(b, int) or b < 1 for b in batches):
+        raise ConfigError(f"--batch: batch sizes must be positive integers, got {list(batches)}")
+    saved = read_model_file(model_path)
+    dense = recognizer_for(saved)
+    load_weights(dense, saved)
+    dense.eval()
+    pattern = parse_pattern(saved.pattern)
+    chosen = sorted(read_split(read_corpus_section(corpus), split), key=lambda u: u.id)
+    chosen = sorted(chosen[:utterances], key=lambda u: u.duration)
+    dataset = SpeechDataset(chosen, dense.tokenizer)
+    audio = [dataset[index]["audio"] for index in range(len(dataset))]
+    return {
+        "model": str(model_path),
+        "corpus": str(corpus),
+        "split": split,
+        "utterances": len(chosen),
+        "audio_s": sum(u.duration for u in chosen),
+        "threads": torch.get_num_threads(),
+        "pattern": pattern.spec,
+        "format": format,
+        "results": [measure(dense, audio, batch, pattern, repeats, format) for batch in batches],
+    }
