@@ -35,6 +35,7 @@ CSV_FIELDS = (
     "model_sparsity",
     "packed_bytes",
     "dense_bytes",
+    "decode_speedup",
     "best",
     "missing",
 )
@@ -178,6 +179,7 @@ def csv_rows(table: Table) -> list[dict[str, object]]:
                 "model_sparsity": entry.mean_of("model_sparsity"),
                 "packed_bytes": entry.mean_of("packed_bytes"),
                 "dense_bytes": entry.mean_of("dense_bytes"),
+                "decode_speedup": entry.mean_of("decode_speedup"),
                 "best": entry.best,
                 "missing": entry.missing_text(),
             }

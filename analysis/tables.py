@@ -118,8 +118,8 @@ class Entry:
         return "" if self.relative is None else f"{self.relative:+.1%}"
 
     def detail_text(self) -> str:
-        """Realized sparsity and packed size, from the saved weights (for a dense model, its
-        weight count: the small-dense control's non-zeros)."""
+        """Realized sparsity, packed size and measured decoding speed-up, from the saved weights
+        (for a dense model, its weight count: the small-dense control's non-zeros)."""
         realized, packed = self.mean_of("realized_sparsity"), self.mean_of("packed_bytes")
         dense = self.mean_of("dense_bytes")
         if self.runs and self.runs[0].method == SMALL_DENSE:
@@ -127,7 +127,12 @@ class Entry:
             return f"dense, {params / 1000:.1f} k weights" if params else ""
         if realized is None or packed is None or not dense:
             return ""
-        return f"sparsity {realized:.3f}, {packed / 1000:.1f} kB ({packed / dense:.0%} of dense)"
+        speedup = self.mean_of("decode_speedup")
+        faster = "" if speedup is None else f", decoding {speedup:.2f}× dense"
+        return (
+            f"sparsity {realized:.3f}, {packed / 1000:.1f} kB ({packed / dense:.0%} of dense)"
+            f"{faster}"
+        )
 
     def real_text(self) -> str:
         """WER on real speech (the run's `real_test`), when the runs scored it."""

@@ -20,10 +20,10 @@ variant's time is its median pass. Reported per batch size and variant:
     decode_peak_bytes          growth of the resident set during its decoding (Linux: the
                                peak is reset before, /proc/self/clear_refs)
 
-and `speedup` = dense seconds / sparse seconds (what sparsity buys over the best dense
-runtime), `speedup_over_stock` = stock seconds / sparse seconds, `transcripts_equal` (all
-three, token for token), and both runtimes' per-layer choices. Features are computed once,
-outside the timing.
+and the `tokens` and `frames` decoded, `speedup` = dense seconds / sparse seconds (what
+sparsity buys over the best dense runtime), `speedup_over_stock` = stock seconds / sparse
+seconds, `transcripts_equal` (all three, token for token), and both runtimes' per-layer
+choices. Features are computed once, outside the timing.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from experiments.files import ConfigError
 from lightning_modules.asr.decoding import greedy_decode
 from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.data.datamodule import SpeechDataset
+from lightning_modules.data.manifest import Utterance
 from lightning_modules.pruning.sparsity_patterns import SparsityPattern, parse_pattern
 from lightning_modules.runtime.convert import build_runtime
 from lightning_modules.runtime.layers import SparseLinear, SparseLSTM, SparseLSTMTranscriber
@@ -189,7 +190,12 @@ def measure(
             peak = _resident_bytes("VmHWM")
             if before is not None and peak is not None:
                 peaks[name] = max(peaks.get(name) or 0, peak - before)
-    result: dict[str, Any] = {"batch": batch, "batches": len(batches)}
+    result: dict[str, Any] = {
+        "batch": batch,
+        "batches": len(batches),
+        "tokens": sum(len(tokens) for tokens in transcripts["stock"]),
+        "frames": sum(int(model.rnnt.transcribe(*b)[1].sum()) for b in batches),
+    }
     for name, variant in variants.items():
         median = statistics.median(seconds[name])
         result[name] = {
@@ -208,6 +214,23 @@ def measure(
     return result
 
 
+def load_for_bench(model_path: str | Path) -> tuple[RNNTSpeechRecognizer, SparsityPattern]:
+    """The saved model (eval mode) and the pattern it records, refused if the pattern breaks."""
+    saved = read_model_file(model_path)
+    model = recognizer_for(saved)
+    load_weights(model, saved)
+    return model.eval(), parse_pattern(saved.pattern)
+
+
+def decoding_speedup(model_path: str | Path, utterances: Sequence[Utterance]) -> float:
+    """Batch-1 greedy decoding of `utterances`: the best dense runtime's time over the sparse
+    runtime's (one timed pass each): the paper table's speed-up column."""
+    model, pattern = load_for_bench(model_path)
+    dataset = SpeechDataset(utterances, model.tokenizer)
+    audio = [dataset[index]["audio"] for index in range(len(dataset))]
+    return measure(model, audio, 1, pattern, repeats=1)["speedup"]
+
+
 def bench(
     model_path: str | Path,
     corpus: str | Path,
@@ -224,11 +247,7 @@ def bench(
         torch.set_num_threads(threads)
     if not batches or any(not isinstance(b, int) or b < 1 for b in batches):
         raise ConfigError(f"--batch: batch sizes must be positive integers, got {list(batches)}")
-    saved = read_model_file(model_path)
-    dense = recognizer_for(saved)
-    load_weights(dense, saved)
-    dense.eval()
-    pattern = parse_pattern(saved.pattern)
+    dense, pattern = load_for_bench(model_path)
     chosen = sorted(read_split(read_corpus_section(corpus), split), key=lambda u: u.id)
     chosen = sorted(chosen[:utterances], key=lambda u: u.duration)
     dataset = SpeechDataset(chosen, dense.tokenizer)

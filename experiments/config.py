@@ -98,6 +98,12 @@ class TrainerSection(StrictModel):
     accumulate_grad_batches: int = Field(1, ge=1)
     deterministic: bool | Literal["warn"] = True
     beam_width: int = Field(0, ge=0, description="beam search for the final test (0: greedy)")
+    bench_utterances: int = Field(
+        4,
+        ge=0,
+        description="test utterances a pruned run decodes at batch 1 to measure its sparse "
+        "runtime's speed-up over the dense runtime (csp bench; 0: not measured)",
+    )
 
 
 def _schedule_fields() -> dict[str, Any]:

@@ -85,6 +85,8 @@ class RunResult(BaseModel):
     sparsity_per_tensor: dict[str, float] | None = None
     dense_bytes: int | None = None
     packed_bytes: int | None = None
+    decode_speedup: float | None = None
+    """Greedy decoding at batch 1, best dense runtime over sparse runtime (`csp bench`)."""
     early_stopped_at_step: int | None = None
 
     @property

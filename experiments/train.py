@@ -31,6 +31,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 
+from experiments.bench import decoding_speedup
 from experiments.config import ConfigError, ExperimentConfig, dump_config
 from experiments.evaluate import evaluate, read_corpus_section, read_split
 from experiments.files import read_yaml
@@ -340,5 +341,8 @@ def fit_and_evaluate(
     )
     if trainer.is_global_zero:
         result = result.model_copy(update=size_record(Path(chosen), run_dir / PACKED))
+        if pruning is not None and config.trainer.bench_utterances:
+            speed = decoding_speedup(chosen, data.splits["test"][: config.trainer.bench_utterances])
+            result = result.model_copy(update={"decode_speedup": speed})
         result = write_result(run_dir, result)
     return result

@@ -170,6 +170,12 @@ def objective(sweep: Sweep, trial: optuna.Trial, threads: int) -> float | list[f
         raise TrialRunFailed(f"trial {trial.number}: no {RESULT} in {run_dir}")
     if result.early_stopped_at_step is not None:
         raise optuna.TrialPruned(f"early stopped at step {result.early_stopped_at_step}")
+    unmeasured = [name for name in sweep.spec.objectives if getattr(result, name) is None]
+    if unmeasured:
+        raise TrialRunFailed(
+            f"trial {trial.number}: {RESULT} has no {', '.join(unmeasured)} "
+            "(decode_speedup needs trainer.bench_utterances > 0)"
+        )
     values = [float(getattr(result, name)) for name in sweep.spec.objectives]
     if not all(math.isfinite(v) for v in values):
         raise TrialRunFailed(f"trial {trial.number}: objective values {values} (diverged)")

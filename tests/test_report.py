@@ -85,6 +85,12 @@ def test_table_numbers_come_from_the_run_records(reproduced: Path) -> None:
         zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
         assert float(row["realized_sparsity"]) == pytest.approx(zeros, abs=1e-12)
         assert float(row["packed_bytes"]) == (cell / "model.packed").stat().st_size
+        # the decoding speed-up was measured on the saved model (csp bench at batch 1)
+        assert result["decode_speedup"] > 0
+        assert float(row["decode_speedup"]) == pytest.approx(result["decode_speedup"])
+        assert f"decoding {result['decode_speedup']:.2f}× dense" in md_line(
+            reproduced / "report", {"csp": "CSP", "gmp": "GMP"}[label]
+        )
         assert (row["seeds_complete"], row["seeds"], row["missing"]) == ("1", "1", "")
         name = {"csp": "CSP", "gmp": "GMP"}[label]
         assert f"{result['test_wer']:.3f} ({relative:+.1%})" in md_line(reproduced / "report", name)
