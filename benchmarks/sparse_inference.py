@@ -57,7 +57,9 @@ BATCHES = (1, 16)
 EMISSION_RATE = 0.6
 UTTERANCES = 16
 BATCH1_UTTERANCES = 4
-JOINER_SCALE = 0.05
+PREDICTOR_SCALE = 1e-6
+MAX_SYMBOLS = 5
+"""`greedy_decode`'s default `max_symbols_per_frame`."""
 GOAL = {"large_batch1_s0.9_min": 2.0, "large_batch1_s0.8_min": 1.3, "never_slower": 1.0}
 
 
@@ -79,20 +81,23 @@ def utterances(count: int) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def calibrate_blank(recognizer: RNNTSpeechRecognizer, audio: list[torch.Tensor]) -> None:
-    """Make greedy decoding emit about `EMISSION_RATE` tokens per frame: the joiner's weights
-    are scaled down (zeros stay zeros) so that its bias decides, and the blank bias is set so
-    that blank loses the first symbol at that share of the frames."""
+    """Make greedy decoding emit `EMISSION_RATE` tokens per frame on average: the prediction
+    network's output weights are scaled by `PREDICTOR_SCALE` (zeros stay zeros, the products
+    cost the same), so the joiner's logits depend on the encoder frame alone and a frame
+    that emits emits `MAX_SYMBOLS`; the blank bias is set so that that share of the frames
+    emits."""
     rnnt, blank = recognizer.rnnt, recognizer.tokenizer.blank
-    rnnt.joiner.output.weight.mul_(JOINER_SCALE)
+    rnnt.predictor.output.weight.mul_(PREDICTOR_SCALE)
     margins = []
-    for features, lengths in batch_features(recognizer, audio[:4], 1):
+    for features, lengths in batch_features(recognizer, audio, 1):
         encoded, _ = rnnt.transcribe(features, lengths)
         start = torch.full((1, 1), blank, dtype=torch.long)
         predicted, _, _ = rnnt.predict(start, torch.ones(1, dtype=torch.long), None)
         logits = rnnt.joiner.output(torch.tanh(encoded[0] + predicted[0]))
         others = torch.cat([logits[:, :blank], logits[:, blank + 1 :]], dim=1)
         margins.append(logits[:, blank] - others.max(dim=1).values)
-    rnnt.joiner.output.bias[blank] -= torch.quantile(torch.cat(margins), EMISSION_RATE)
+    share = EMISSION_RATE / MAX_SYMBOLS
+    rnnt.joiner.output.bias[blank] -= torch.quantile(torch.cat(margins), share)
 
 
 @torch.no_grad()

@@ -34,6 +34,7 @@ from lightning_modules.pruning.sparsity_patterns import SparsityPattern, Unstruc
 from lightning_modules.runtime.formats import (
     FORMATS,
     MEASURE_SECONDS,
+    REQUIRED_GAIN,
     FormatChoice,
     SparseMatrix,
     candidate_formats,
@@ -167,7 +168,7 @@ def _faster(
             "fused": _seconds(lambda: original(*arguments)),
             "stepped": _seconds(lambda: stepped(*arguments)),
         }
-    if seconds["stepped"] >= seconds["fused"]:
+    if seconds["stepped"] > REQUIRED_GAIN * seconds["fused"]:
         return original, LayerChoice(name, kind, shape, "dense", seconds)
     return stepped, LayerChoice(name, kind, shape, runs, seconds)
 

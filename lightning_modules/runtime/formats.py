@@ -24,6 +24,9 @@ from lightning_modules.pruning.sparsity_patterns import Blocks, NOfM, SparsityPa
 FORMATS = ("dense", "csr", "bsr", "semi_structured")
 MEASURE_SECONDS = 0.05
 """Run time of each candidate's timing (torch.utils.benchmark's blocked autorange)."""
+REQUIRED_GAIN = 0.95
+"""A sparse choice replaces dense only if it measures at most this share of dense's time:
+timings of one call wobble by a few percent, and a tie should stay dense."""
 
 warnings.filterwarnings("ignore", message="Sparse (CSR|BSR) tensor support is in beta")
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
@@ -148,4 +151,6 @@ def choose_format(
         seconds[format] = time_product(matrix, columns, threads)
         blocks[format] = block
     best = min(seconds, key=seconds.__getitem__)
+    if seconds[best] > REQUIRED_GAIN * seconds["dense"]:
+        best = "dense"
     return FormatChoice(best, blocks[best], seconds)
