@@ -51,7 +51,7 @@ from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.data.datamodule import SpeechDataset
 from lightning_modules.data.manifest import Utterance
 from lightning_modules.pruning.sparsity_patterns import SparsityPattern, parse_pattern
-from lightning_modules.runtime.convert import build_runtime
+from lightning_modules.runtime.convert import build_runtime, build_runtimes
 from lightning_modules.runtime.layers import SparseLinear, SparseLSTM, SparseLSTMTranscriber
 
 Features = list[tuple[torch.Tensor, torch.Tensor]]
@@ -161,11 +161,11 @@ def measure(
     """The three variants at one batch size (see the module docstring)."""
     batches = batch_features(model, audio, batch)
     audio_seconds = sum(len(a) for a in audio) / 16_000
-    dense, dense_report = build_runtime(model, *batches[0], pattern, formats=("dense",))
-    forced = format != "auto"
-    sparse, report = build_runtime(
-        model, *batches[0], pattern, formats=(format,) if forced else None, measure=not forced
-    )
+    if format == "auto":
+        (dense, dense_report), (sparse, report) = build_runtimes(model, *batches[0], pattern)
+    else:
+        dense, dense_report = build_runtime(model, *batches[0], pattern, formats=("dense",))
+        sparse, report = build_runtime(model, *batches[0], pattern, (format,), measure=False)
     variants = {"stock": model, "dense": dense, "sparse": sparse}
     transcripts, traffic = {}, {}
     for name, variant in variants.items():  # the warm-up pass counts the weights read

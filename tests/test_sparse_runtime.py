@@ -20,7 +20,7 @@ from lightning_modules.pruning.packing import save_packed
 from lightning_modules.pruning.sparsity_patterns import parse_pattern
 from lightning_modules.pruning.targets import discover_tensors
 from lightning_modules.runtime.convert import build_runtime
-from lightning_modules.runtime.formats import SparseMatrix, choose_format
+from lightning_modules.runtime.formats import REQUIRED_GAIN, SparseMatrix, choose_format
 from lightning_modules.runtime.layers import SparseLinear, SparseLSTM, SparseLSTMTranscriber
 
 LOGIT_TOLERANCE = 1e-4
@@ -78,7 +78,8 @@ def test_measured_choice_keeps_dense_where_sparse_does_not_pay() -> None:
     dense_weight = torch.randn(64, 32)  # nothing pruned: CSR only adds indices
     choice = choose_format(dense_weight, columns=1)
     assert set(choice.seconds) == {"dense", "csr"}
-    assert choice.seconds[choice.format] == min(choice.seconds.values())
+    if choice.format != "dense":  # sparse only when clearly faster
+        assert choice.seconds[choice.format] <= REQUIRED_GAIN * choice.seconds["dense"]
     sparse_weight = torch.randn(512, 512) * (torch.rand(512, 512) < 0.02)
     matrix = SparseMatrix.build(sparse_weight, "csr")
     assert matrix.nbytes < SparseMatrix.build(sparse_weight, "dense").nbytes / 5

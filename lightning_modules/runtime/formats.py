@@ -13,11 +13,10 @@ dense by choice.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch.utils import benchmark
 
 from lightning_modules.pruning.sparsity_patterns import Blocks, NOfM, SparsityPattern, Unstructured
 
@@ -104,17 +103,22 @@ class SparseMatrix:
         return sum(part.numel() * part.element_size() for part in parts)
 
 
+def median_seconds(call: Callable[[], object], threads: int | None = None) -> float:
+    """Median seconds of `call()`, by torch.utils.benchmark's blocked autorange."""
+    from torch.utils import benchmark  # imported here: it logs a CUDA notice at import
+
+    timer = benchmark.Timer(
+        stmt="call()", globals={"call": call}, num_threads=threads or torch.get_num_threads()
+    )
+    return timer.blocked_autorange(min_run_time=MEASURE_SECONDS).median
+
+
 def time_product(matrix: SparseMatrix, columns: int, threads: int | None = None) -> float:
     """Median seconds of one `matrix @ x` with x of (inputs, columns) on the matrix's device."""
     x = torch.randn(
         matrix.shape[1], columns, dtype=_values_dtype(matrix), device=matrix.stored.device
     )
-    timer = benchmark.Timer(
-        stmt="matrix.matmul(x)",
-        globals={"matrix": matrix, "x": x},
-        num_threads=threads or torch.get_num_threads(),
-    )
-    return timer.blocked_autorange(min_run_time=MEASURE_SECONDS).median
+    return median_seconds(lambda: matrix.matmul(x), threads)
 
 
 def _values_dtype(matrix: SparseMatrix) -> torch.dtype:
