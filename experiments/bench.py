@@ -90,42 +90,37 @@ class WeightTraffic:
 
     def _count(self, module: nn.Module, args: tuple) -> None:
         steps = args[0].shape[1] if args[0].dim() == 3 else 1
-        if isinstance(module, SparseLinear):
-            self.bytes += module.weight_bytes
-        elif isinstance(module, SparseLSTMTranscriber):
-            inputs, hiddens = module.weight_bytes
-            self.bytes += inputs + hiddens * -(-steps // module.stack)
-        elif isinstance(module, SparseLSTM):
-            inputs, hiddens = module.weight_bytes
-            self.bytes += inputs + hiddens * steps
-        elif isinstance(module, nn.LSTM):
-            for name, parameter in module.named_parameters():
-                if name.startswith("weight"):
-                    reads = steps if name.startswith("weight_hh") else 1
-                    self.bytes += parameter.numel() * parameter.element_size() * reads
-        else:
-            self.bytes += module.weight.numel() * module.weight.element_size()
+        if isinstance(module, SparseLSTMTranscriber):
+            steps = -(-steps // module.stack)  # its recurrence runs over stacked frames
+        inputs, recurrent = _weight_bytes(module)
+        self.bytes += inputs + recurrent * steps
 
     def close(self) -> None:
         for handle in self._handles:
             handle.remove()
 
 
+def _weight_bytes(module: nn.Module) -> tuple[int, int]:
+    """Bytes of a decoding-path module's weights (sparse layers: values and indices), split
+    into those read once per call and the recurrent ones, read once per step."""
+    if isinstance(module, SparseLinear):
+        return module.weight_bytes, 0
+    if isinstance(module, SparseLSTM | SparseLSTMTranscriber):
+        return module.weight_bytes
+    if isinstance(module, nn.Linear):
+        return module.weight.numel() * module.weight.element_size(), 0
+    if isinstance(module, nn.LSTM):
+        sizes = {"weight_ih": 0, "weight_hh": 0}
+        for name, parameter in module.named_parameters():
+            if name.startswith("weight"):
+                sizes[name[:9]] += parameter.numel() * parameter.element_size()
+        return sizes["weight_ih"], sizes["weight_hh"]
+    return 0, 0
+
+
 def weight_bytes(model: nn.Module) -> int:
     """Bytes of the weights the decoding path holds (sparse layers: values and indices)."""
-    total = 0
-    for module in model.modules():
-        if isinstance(module, SparseLinear):
-            total += module.weight_bytes
-        elif isinstance(module, SparseLSTM | SparseLSTMTranscriber):
-            total += sum(module.weight_bytes)
-        elif isinstance(module, nn.Linear | nn.LSTM):
-            total += sum(
-                p.numel() * p.element_size()
-                for n, p in module.named_parameters(recurse=False)
-                if n.startswith("weight")
-            )
-    return total
+    return sum(sum(_weight_bytes(module)) for module in model.modules())
 
 
 def batch_features(

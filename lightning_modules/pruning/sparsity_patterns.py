@@ -173,8 +173,9 @@ class Blocks(SparsityPattern):
         valid = self._tiles(torch.ones_like(scores), 0.0)
         tiles = self._tiles(torch.nan_to_num(scores, neginf=-torch.inf), 0.0)
         sizes = valid.sum(2)
-        alive = (torch.where(valid > 0, tiles, torch.zeros_like(tiles)) > -torch.inf).all(2)
-        mean = torch.where(valid > 0, tiles, torch.zeros_like(tiles)).sum(2) / sizes
+        inside = torch.where(valid > 0, tiles, torch.zeros_like(tiles))  # padding scores 0
+        alive = (inside > -torch.inf).all(2)
+        mean = inside.sum(2) / sizes
         mean = torch.where(alive, mean, torch.tensor(-torch.inf, device=mean.device)).flatten()
         order = mean.argsort(descending=True, stable=True)
         ordered_sizes = sizes.flatten()[order]

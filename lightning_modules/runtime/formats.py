@@ -78,9 +78,23 @@ class SparseMatrix:
             raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
         return cls(stored, format, (weight.shape[0], weight.shape[1]))
 
-    def matmul(self, x: torch.Tensor) -> torch.Tensor:
-        """weight @ x for x of shape (inputs, columns)."""
-        return self.stored @ x
+    def matmul(self, x: torch.Tensor, added: torch.Tensor | None = None) -> torch.Tensor:
+        """weight @ x (+ `added`, of shape (outputs, columns)) for x of (inputs, columns), in
+        one call where torch has one: an LSTM step adds its input projection this way.
+
+        A CSR product with one column runs as a matrix-vector product: torch's CSR
+        matrix-matrix product is 1.5x slower at one column (measured on 5120 x 1280, s = 0.9).
+        """
+        stored = self.stored
+        if self.format == "csr" and x.shape[1] == 1:
+            if added is None:
+                return torch.mv(stored, x[:, 0])[:, None]
+            return torch.addmv(added[:, 0], stored, x[:, 0])[:, None]
+        if added is None:
+            return stored @ x
+        if self.format == "semi_structured":
+            return added + stored @ x
+        return torch.addmm(added, stored, x)
 
     @property
     def nbytes(self) -> int:
@@ -88,14 +102,12 @@ class SparseMatrix:
         stored = self.stored
         if self.format == "dense":
             return stored.numel() * stored.element_size()
-        if self.format == "csr":
+        if self.format in ("csr", "bsr"):
             parts: Sequence[torch.Tensor] = (
                 stored.values(),
                 stored.col_indices(),
                 stored.crow_indices(),
             )
-        elif self.format == "bsr":
-            parts = (stored.values(), stored.col_indices(), stored.crow_indices())
         else:  # semi-structured: half the values and 2-bit metadata, as torch packs them
             parts = (stored.packed,) if stored.packed is not None else ()
             if stored.meta is not None:

@@ -12,11 +12,45 @@ from lightning_modules.runtime.formats import SparseMatrix
 
 
 def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One LSTM step from its summed gate pre-activations (..., 4, H) in torch's order i, f,
-    g, o: few operations, since each costs Python overhead at every step."""
+    """One LSTM step from its summed gate pre-activations (directions, 4, H, batch), gates in
+    torch's order i, f, g, o, and the cell state (directions, H, batch): few operations,
+    since each costs Python overhead at every step."""
     activated = torch.sigmoid(gates)
-    c = torch.addcmul(activated[..., 1, :] * c, activated[..., 0, :], torch.tanh(gates[..., 2, :]))
-    return activated[..., 3, :] * torch.tanh(c), c
+    c = torch.addcmul(activated[:, 1] * c, activated[:, 0], torch.tanh(gates[:, 2]))
+    return activated[:, 3] * torch.tanh(c), c
+
+
+def input_projection(
+    matrices: list[SparseMatrix], sources: list[torch.Tensor], bias: torch.Tensor
+) -> torch.Tensor:
+    """The input weights of each direction over all steps at once, in the steps' column
+    layout (steps, rows, batch) that the recurrence adds to its products."""
+    batch, steps, _ = sources[0].shape
+    projected = torch.cat(
+        [m.matmul(x.reshape(batch * steps, -1).T) for m, x in zip(matrices, sources, strict=True)]
+    )
+    projected = projected + bias[:, None]
+    return projected.view(-1, batch, steps).permute(2, 0, 1).contiguous()
+
+
+def recurrence(
+    recurrent: SparseMatrix,
+    projected: torch.Tensor,
+    h: torch.Tensor,
+    c: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The steps of one LSTM layer (all its directions at once): `projected` (steps,
+    directions·4·H, batch), states h (directions·H, batch) and c (directions, H, batch)
+    as columns, so each step is one product that adds its input projection, and the cell.
+    Returns the outputs (steps, directions·H, batch) and the last h and c."""
+    directions, size, batch = c.shape
+    outputs = []
+    for step in range(projected.shape[0]):
+        gates = recurrent.matmul(h, projected[step]).view(directions, 4, size, batch)
+        h, c = lstm_cell(gates, c)
+        h = h.reshape(directions * size, batch)
+        outputs.append(h)
+    return torch.stack(outputs), h, c
 
 
 def block_diagonal(weights: list[torch.Tensor]) -> torch.Tensor:
@@ -83,18 +117,12 @@ class SparseLSTM(nn.Module):
         hidden = input
         for layer in range(self.num_layers):
             bias = getattr(self, f"bias_l{layer}")
-            rows = hidden.reshape(batch * steps, -1)
-            projected = (self.input_matrices[layer].matmul(rows.T).T + bias).view(batch, steps, -1)
-            recurrent = self.hidden_matrices[layer]
-            h, c = hx[0][layer], hx[1][layer]
-            outputs = []
-            for step in range(steps):
-                gates = projected[:, step] + recurrent.matmul(h.T).T
-                h, c = lstm_cell(gates.view(batch, 4, -1), c)
-                outputs.append(h)
-            hidden = torch.stack(outputs, dim=1)
-            final_h.append(h)
-            final_c.append(c)
+            projected = input_projection([self.input_matrices[layer]], [hidden], bias)
+            h, c = hx[0][layer].T.contiguous(), hx[1][layer].T[None].contiguous()
+            outputs, h, c = recurrence(self.hidden_matrices[layer], projected, h, c)
+            hidden = outputs.permute(2, 0, 1)
+            final_h.append(h.T)
+            final_c.append(c[0].T)
         return hidden, (torch.stack(final_h), torch.stack(final_c))
 
     @property
@@ -141,23 +169,11 @@ class SparseLSTMTranscriber(nn.Module):
         size, directions = self.hidden_size, self.directions
         for layer, matrices in enumerate(self.input_matrices):
             sources = [hidden, reverse_within_lengths(hidden, stacked_lengths)][:directions]
-            projected = torch.cat(
-                [
-                    m.matmul(x.reshape(batch * steps, -1).T).T
-                    for m, x in zip(matrices, sources, strict=True)
-                ],
-                dim=1,
-            ) + getattr(self, f"bias_l{layer}")
-            projected = projected.view(batch, steps, directions, 4, size)
-            recurrent = self.hidden_matrices[layer]
-            h = hidden.new_zeros(batch, directions, size)
-            c = hidden.new_zeros(batch, directions, size)
-            outputs = []
-            for step in range(steps):
-                product = recurrent.matmul(h.view(batch, -1).T).T.view(batch, directions, 4, size)
-                h, c = lstm_cell(projected[:, step] + product, c)
-                outputs.append(h)
-            sequence = torch.stack(outputs, dim=1)  # (B, T, directions, H)
+            projected = input_projection(matrices, sources, getattr(self, f"bias_l{layer}"))
+            h = hidden.new_zeros(directions * size, batch)
+            c = hidden.new_zeros(directions, size, batch)
+            outputs, _, _ = recurrence(self.hidden_matrices[layer], projected, h, c)
+            sequence = outputs.view(steps, directions, size, batch).permute(3, 0, 1, 2)
             parts = [sequence[:, :, 0]]
             if directions == 2:
                 parts.append(reverse_within_lengths(sequence[:, :, 1], stacked_lengths))
