@@ -55,6 +55,8 @@ PATTERNS = ("unstructured", "2:4", "16x16")
 SPARSITIES = (0.5, 0.8, 0.9)
 BATCHES = (1, 16)
 EMISSION_RATE = 0.6
+EMISSION_SLACK = 0.2
+"""The emission rate may be this share off its target, for a clear decision threshold."""
 UTTERANCES = 16
 BATCH1_UTTERANCES = 4
 PREDICTOR_SCALE = 1e-6
@@ -85,7 +87,9 @@ def calibrate_blank(recognizer: RNNTSpeechRecognizer, audio: list[torch.Tensor])
     network's output weights are scaled by `PREDICTOR_SCALE` (zeros stay zeros, the products
     cost the same), so the joiner's logits depend on the encoder frame alone and a frame
     that emits emits `MAX_SYMBOLS`; the blank bias is set so that that share of the frames
-    emits."""
+    emits. A random encoder forgets its input, so many frames' margins agree to 1e-7, where
+    float summation order alone would decide their tokens: the threshold is the midpoint of
+    the widest gap between margins within `EMISSION_SLACK` of that share."""
     rnnt, blank = recognizer.rnnt, recognizer.tokenizer.blank
     rnnt.predictor.output.weight.mul_(PREDICTOR_SCALE)
     margins = []
@@ -96,19 +100,26 @@ def calibrate_blank(recognizer: RNNTSpeechRecognizer, audio: list[torch.Tensor])
         logits = rnnt.joiner.output(torch.tanh(encoded[0] + predicted[0]))
         others = torch.cat([logits[:, :blank], logits[:, blank + 1 :]], dim=1)
         margins.append(logits[:, blank] - others.max(dim=1).values)
-    share = EMISSION_RATE / MAX_SYMBOLS
-    rnnt.joiner.output.bias[blank] -= torch.quantile(torch.cat(margins), share)
+    ordered = torch.cat(margins).sort().values
+    target = EMISSION_RATE / MAX_SYMBOLS * len(ordered)
+    low, high = (round(target * (1 + side * EMISSION_SLACK)) for side in (-1, 1))
+    widest = low + int((ordered[low : high + 1] - ordered[low - 1 : high]).argmax())
+    rnnt.joiner.output.bias[blank] -= (ordered[widest - 1] + ordered[widest]) / 2
 
 
 @torch.no_grad()
 def pruned(dense: RNNTSpeechRecognizer, spec: str, sparsity: float) -> RNNTSpeechRecognizer:
-    """A copy with every prunable tensor magnitude-pruned to `sparsity` in pattern `spec`."""
+    """A copy with every prunable tensor magnitude-pruned to `sparsity` in pattern `spec`, and
+    rescaled to its dense norm: the signal then survives the layers, as it does in a trained
+    pruned model (a random one shrunk tenfold forgets its input, and frames tie)."""
     model = RNNTSpeechRecognizer(**dense.hparams).eval()
     model.load_state_dict(dense.state_dict())
     pattern = parse_pattern(spec)
     for tensor in discover_tensors(model):
         weight = tensor.parameter
+        norm = weight.norm()
         weight.mul_(pattern.select(weight.abs(), round((1 - sparsity) * weight.numel())))
+        weight.mul_(norm / weight.norm())
     return model
 
 
