@@ -1,5 +1,6 @@
-"""The report's figures (matplotlib, saved as PNG and SVG): WER against sparsity, sparsity
-over training steps, CSP's per-tensor compression error, and the final sparsity per tensor.
+"""The report's figures (matplotlib, saved as PNG and SVG): WER against sparsity, measured
+decoding speed-up against sparsity, sparsity over training steps, CSP's per-tensor
+compression error, and the final sparsity per tensor.
 
 Every function draws from the run records only and returns None when there is nothing to
 draw (no CSP run, no complete cell), so the report can say so instead of showing an empty
@@ -8,6 +9,7 @@ frame.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -17,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from analysis.experiment import Experiment, Run  # noqa: E402
-from analysis.tables import Table, role  # noqa: E402
+from analysis.tables import Entry, Table, role  # noqa: E402
 from lightning_modules.pruning.methods import METHODS  # noqa: E402
 from lightning_modules.pruning.registry import Role  # noqa: E402
 
@@ -66,6 +68,74 @@ def wer_vs_sparsity(table: Table) -> Figure | None:
         plt.close(figure)
         return None
     axes.set(xlabel="realized sparsity (saved weights)", ylabel="test WER", title=table.title)
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    return figure
+
+
+def pattern_of(entry: Entry) -> str:
+    """The sparsity pattern its runs were pruned in (their saved config's pruning section)."""
+    for run in entry.runs:
+        pruning = (run.config or {}).get("pruning") or {}
+        if "pattern" in pruning:
+            return str(pruning["pattern"])
+    return "unstructured"
+
+
+@dataclass
+class SpeedupLine:
+    """One method in one pattern: (mean realized sparsity, mean measured batch-1 decoding
+    speed-up over the best dense runtime) of each entry whose runs measured one."""
+
+    name: str
+    label: str
+    pattern: str
+    points: list[tuple[float, float]] = field(default_factory=list)
+
+    @property
+    def style(self) -> str:
+        """Solid for unstructured, dashed for blocks, dash-dotted for N:M."""
+        return "-." if ":" in self.pattern else "--" if "x" in self.pattern else "-"
+
+
+def speedup_lines(table: Table) -> list[SpeedupLine]:
+    lines: dict[tuple[str, str], SpeedupLine] = {}
+    for row in table.rows:
+        for entry in row.entries.values():
+            sparsity, speedup = entry.mean_of("realized_sparsity"), entry.mean_of("decode_speedup")
+            if sparsity is None or speedup is None:
+                continue
+            pattern = pattern_of(entry)
+            line = lines.setdefault(
+                (row.label, pattern), SpeedupLine(f"{row.name} ({pattern})", row.label, pattern)
+            )
+            line.points.append((sparsity, speedup))
+    for line in lines.values():
+        line.points.sort()
+    return list(lines.values())
+
+
+def speedup_vs_sparsity(table: Table) -> Figure | None:
+    """Measured decoding speed-up against realized sparsity, per method and pattern, with the
+    ideal 1/(1 − s) of a runtime that skips every zero at no cost."""
+    lines = speedup_lines(table)
+    if not lines:
+        return None
+    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    palette = colors([row.label for row in table.rows])
+    top = max(sparsity for line in lines for sparsity, _ in line.points)
+    grid = [top * i / 50 for i in range(51)]
+    axes.plot(grid, [1 / (1 - s) for s in grid], "k:", label="ideal 1/(1 − s)")
+    axes.axhline(1.0, color="grey", linewidth=0.8)
+    for line in lines:
+        xs, ys = zip(*line.points, strict=True)
+        axes.plot(xs, ys, line.style, marker="o", color=palette[line.label], label=line.name)
+    axes.set_yscale("log")
+    axes.set(
+        xlabel="realized sparsity (saved weights)",
+        ylabel="dense time / sparse time",
+        title=f"{table.experiment}: batch-1 decoding speed-up over dense",
+    )
     axes.legend(fontsize=8)
     axes.grid(alpha=0.3)
     return figure

@@ -3,9 +3,9 @@
 Writes into the output folder:
 
     table.md, table.tex, table.csv   the main table (and the ablation table) of every experiment
-    figures/*.png, figures/*.svg     WER vs sparsity, sparsity trajectories, CSP's compression
-                                     error, final sparsity per tensor; per study its Pareto
-                                     front and parameter importance
+    figures/*.png, figures/*.svg     WER vs sparsity, decoding speed-up vs sparsity, sparsity
+                                     trajectories, CSP's compression error, final sparsity per
+                                     tensor; per study its Pareto front and parameter importance
     report.html                      all of it in one self-contained page
 
 Every input is read and checked before anything is drawn, so bad records fail fast with the
@@ -47,6 +47,11 @@ def _experiment_figures(
     names = {label: variant_name(label, method, o) for label, method, o in experiment.variants}
     wanted = [
         ("Test WER against realized sparsity", "wer_vs_sparsity", draw.wer_vs_sparsity(table)),
+        (
+            "Decoding speed-up against sparsity (batch 1, measured on the saved models)",
+            "speedup_vs_sparsity",
+            draw.speedup_vs_sparsity(table),
+        ),
         (
             "Sparsity over training steps",
             "sparsity_trajectories",

@@ -22,13 +22,16 @@ variant's time is its median pass. Reported per batch size and variant:
 
 and the `tokens` and `frames` decoded, `speedup` = dense seconds / sparse seconds (what
 sparsity buys over the best dense runtime), `speedup_over_stock` = stock seconds / sparse
-seconds, `transcripts_equal` (all three, token for token), and both runtimes' per-layer
-choices. Features are computed once, outside the timing.
+seconds, `transcripts_equal` (all three, token for token), both runtimes' per-layer choices,
+and `sparse_runs_dense` when the sparse runtime chose what the dense one did (or fell back to
+it): its speed-up is then 1 by construction, and the measured one shows the timing noise.
+Features are computed once, outside the timing.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import statistics
 import time
 from collections.abc import Sequence
@@ -152,8 +155,10 @@ def measure(
     pattern: SparsityPattern,
     repeats: int = 3,
     format: str = "auto",
+    min_seconds: float = 0.0,
 ) -> dict[str, Any]:
-    """The three variants at one batch size (see the module docstring)."""
+    """The three variants at one batch size (see the module docstring): at least `repeats`
+    timed passes each, more if fewer would time less than `min_seconds` of the dense one."""
     batches = batch_features(model, audio, batch)
     audio_seconds = sum(len(a) for a in audio) / 16_000
     if format == "auto":
@@ -162,12 +167,15 @@ def measure(
         dense, dense_report = build_runtime(model, *batches[0], pattern, formats=("dense",))
         sparse, report = build_runtime(model, *batches[0], pattern, (format,), measure=False)
     variants = {"stock": model, "dense": dense, "sparse": sparse}
-    transcripts, traffic = {}, {}
+    transcripts, traffic, warm_up = {}, {}, {}
     for name, variant in variants.items():  # the warm-up pass counts the weights read
         counter = WeightTraffic(variant.rnnt)
+        started = time.perf_counter()
         transcripts[name] = decode_all(variant, batches)
+        warm_up[name] = time.perf_counter() - started
         counter.close()
         traffic[name] = counter.bytes
+    repeats = max(repeats, math.ceil(min_seconds / warm_up["dense"]))
     seconds: dict[str, list[float]] = {name: [] for name in variants}
     latencies: dict[str, list[float]] = {name: [] for name in variants}
     peaks: dict[str, int | None] = {}
@@ -204,6 +212,10 @@ def measure(
     result["speedup"] = result["dense"]["seconds"] / result["sparse"]["seconds"]
     result["speedup_over_stock"] = result["stock"]["seconds"] / result["sparse"]["seconds"]
     result["transcripts_equal"] = all(t == transcripts["stock"] for t in transcripts.values())
+    result["repeats"] = repeats
+    result["sparse_runs_dense"] = report.fell_back or [layer.runs for layer in report.layers] == [
+        layer.runs for layer in dense_report.layers
+    ]
     result["runtime"] = report.as_dict()
     result["dense_runtime"] = dense_report.as_dict()
     return result

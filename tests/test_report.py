@@ -23,9 +23,11 @@ from conftest import CSP_COMMAND, chromium, offline_env
 from PIL import Image
 
 from analysis.experiment import load_experiment
+from analysis.figures import speedup_lines
+from analysis.tables import main_table
 
-FIGURES = ("wer_vs_sparsity", "sparsity_trajectories", "csp_compression_error")
-FIGURES += ("per_tensor_sparsity",)
+FIGURES = ("wer_vs_sparsity", "speedup_vs_sparsity", "sparsity_trajectories")
+FIGURES += ("csp_compression_error", "per_tensor_sparsity")
 CELL = re.compile(r"(?P<label>.+)-s(?P<sparsity>[0-9.]+)-seed(?P<seed>\d+)")
 
 
@@ -99,6 +101,26 @@ def test_table_numbers_come_from_the_run_records(reproduced: Path) -> None:
         marked = "| **" in md_line(reproduced / "report", name)
         assert marked == (means[label] == means[best])
         assert rows[(label, 0.5)]["best"] == str(means[label] == means[best])
+
+
+def test_speedup_figure_draws_each_cells_measured_speedup_in_its_pattern(
+    reproduced: Path, tmp_path: Path
+) -> None:
+    lines = {line.label: line for line in speedup_lines(main_table(load_experiment(reproduced)))}
+    assert set(lines) == {"csp", "gmp"}
+    for label, line in lines.items():
+        result = read(reproduced / f"{label}-s0.5-seed0" / "result.json")
+        assert (line.pattern, line.style) == ("unstructured", "-")
+        assert line.points == [(result["realized_sparsity"], result["decode_speedup"])]
+    # a cell pruned in another pattern is its own line, drawn in that pattern's style
+    grid = copy_records(reproduced, tmp_path / "tiny")
+    config = yaml.safe_load((grid / "gmp-s0.5-seed0" / "config.yaml").read_text())
+    config["pruning"]["pattern"] = "2:4"
+    (grid / "gmp-s0.5-seed0" / "config.yaml").write_text(yaml.safe_dump(config))
+    lines = {line.label: line for line in speedup_lines(main_table(load_experiment(grid)))}
+    gmp = lines["gmp"]
+    assert (gmp.pattern, gmp.style, gmp.name) == ("2:4", "-.", "GMP (2:4)")
+    assert lines["csp"].pattern == "unstructured"
 
 
 def test_paired_comparison_says_plainly_who_wins(reproduced: Path) -> None:
