@@ -8,8 +8,9 @@ three variants of the saved model, built for that batch size (`lightning_modules
     dense    the best dense runtime: each LSTM fused or stepped, whichever measured faster
     sparse   the sparse runtime: each matrix in its fastest measured format as well
 
-Passes alternate (stock, dense, sparse, stock, ...) after one warm-up each, and each
-variant's time is its median pass. Reported per batch size and variant:
+Passes alternate after one warm-up each, the order rotating (stock, dense, sparse; dense,
+sparse, stock; ...: a variant that follows another on the same weights finds them in the
+caches), and each variant's time is its median pass. Reported per batch size and variant:
 
     seconds, rtf               decoding time of all utterances and its ratio to their audio
     latency_s                  median seconds per batch
@@ -179,8 +180,10 @@ def measure(
     seconds: dict[str, list[float]] = {name: [] for name in variants}
     latencies: dict[str, list[float]] = {name: [] for name in variants}
     peaks: dict[str, int | None] = {}
-    for _ in range(repeats):
-        for name, variant in variants.items():
+    names = list(variants)
+    for repeat in range(repeats):  # each variant first, second and third in turn
+        for name in names[repeat % 3 :] + names[: repeat % 3]:
+            variant = variants[name]
             gc.collect()
             before = _resident_bytes("VmRSS") if _reset_peak() else None
             with torch.no_grad():
