@@ -1,5 +1,5 @@
 """The parts of the dense recipe: word-piece tokenizer, CTC auxiliary loss, LSTM and Conformer
-encoders."""
+encoders, speed perturbation."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from experiments.config import ExperimentConfig
 from experiments.train import build_tokenizer, train
+from lightning_modules.asr.features import LogMelFrontend
 from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.asr.presets import model_config
 from lightning_modules.asr.rnnt import StackedLSTMTranscriber, stack_frames
@@ -178,3 +179,32 @@ def test_word_piece_model_decodes_from_its_checkpoint(tiny_corpus: Path, tmp_pat
         }
     )
     assert build_tokenizer(other, []) == spec  # the start model's, whatever the section says
+
+
+def test_speed_perturbation_plays_training_batches_at_a_drawn_rate() -> None:
+    frontend = LogMelFrontend(40, speed_factors=(1.25,)).train()
+    seconds = torch.arange(16_000) / 16_000
+    tone = torch.sin(2 * torch.pi * 1000 * seconds)
+    audio = torch.stack([tone, tone * (seconds < 0.5)])
+    lengths = torch.tensor([16_000, 8_000])
+    played, played_lengths = frontend.perturb_speed(audio, lengths)
+    assert played_lengths.tolist() == [12_800, 6_400]  # 1.25x faster
+    spectrum = torch.fft.rfft(played[0, : played_lengths[0]]).abs()
+    assert int(spectrum.argmax()) * 16_000 / int(played_lengths[0]) == pytest.approx(1250, abs=2)
+    _, frames = frontend(audio, lengths)
+    assert frames.tolist() == [12_800 // 160 + 1, 6_400 // 160 + 1]
+    _, frames = frontend.eval()(audio, lengths)  # evaluation hears the audio as it is
+    assert frames.tolist() == [16_000 // 160 + 1, 8_000 // 160 + 1]
+    # each training batch draws its rate: with three rates, every one comes up
+    frontend = LogMelFrontend(40, speed_factors=(0.9, 1.0, 1.1)).train()
+    torch.manual_seed(0)
+    drawn = {int(frontend.perturb_speed(audio, lengths)[1][0]) for _ in range(30)}
+    assert drawn == {17_778, 16_000, 14_546}
+
+
+def test_speed_factors_are_validated_and_reach_the_frontend() -> None:
+    wrong = r"speed factors must lie in \[0.5, 2.0\], got \[3.0\]"
+    with pytest.raises(ValidationError, match=wrong):
+        model_config("tiny", speed_factors=(0.9, 3.0))
+    module = RNNTSpeechRecognizer(model_config("tiny", speed_factors=(0.9, 1.1)).model_dump())
+    assert module.frontend.speed_factors == (0.9, 1.1)

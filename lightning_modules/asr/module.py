@@ -60,6 +60,7 @@ class RNNTSpeechRecognizer(pl.LightningModule):
             config.freq_mask_width,
             config.time_masks,
             config.time_mask_width,
+            config.speed_factors,
         )
         self.rnnt = build_rnnt(config, self.tokenizer.vocab_size)
         self.ctc_weight = config.ctc_weight

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MIN_SPEED, MAX_SPEED = 0.5, 2.0
+"""Speed perturbation beyond these rates no longer sounds like speech."""
 
 
 class RNNTConfig(BaseModel):
@@ -35,6 +38,19 @@ class RNNTConfig(BaseModel):
     ctc_weight: float = Field(
         0.0, ge=0.0, description="weight of the auxiliary CTC loss on the encoder (0: no CTC head)"
     )
+    speed_factors: tuple[float, ...] = Field(
+        (),
+        description="speed perturbation: each training batch plays at one of these rates, "
+        "drawn at random (e.g. 0.9, 1.0, 1.1; empty: off)",
+    )
+
+    @field_validator("speed_factors")
+    @classmethod
+    def _plausible_speeds(cls, factors: tuple[float, ...]) -> tuple[float, ...]:
+        wrong = [f for f in factors if not MIN_SPEED <= f <= MAX_SPEED]
+        if wrong:
+            raise ValueError(f"speed factors must lie in [{MIN_SPEED}, {MAX_SPEED}], got {wrong}")
+        return factors
 
     @model_validator(mode="after")
     def _conformer_shape(self) -> RNNTConfig:
