@@ -38,15 +38,16 @@ class RNNTConfig(BaseModel):
     ctc_weight: float = Field(
         0.0, ge=0.0, description="weight of the auxiliary CTC loss on the encoder (0: no CTC head)"
     )
-    speed_factors: tuple[float, ...] = Field(
-        (),
+    speed_factors: list[float] = Field(
+        default_factory=list,
         description="speed perturbation: each training batch plays at one of these rates, "
-        "drawn at random (e.g. 0.9, 1.0, 1.1; empty: off)",
+        "drawn at random (e.g. 0.9, 1.0, 1.1; empty: off); a list, so that saved "
+        "hyper-parameters read back from JSON equal the checkpoint's",
     )
 
     @field_validator("speed_factors")
     @classmethod
-    def _plausible_speeds(cls, factors: tuple[float, ...]) -> tuple[float, ...]:
+    def _plausible_speeds(cls, factors: list[float]) -> list[float]:
         wrong = [f for f in factors if not MIN_SPEED <= f <= MAX_SPEED]
         if wrong:
             raise ValueError(f"speed factors must lie in [{MIN_SPEED}, {MAX_SPEED}], got {wrong}")
