@@ -33,7 +33,6 @@ from lightning_modules.pruning.sparsity_patterns import SparsityPattern, Unstruc
 from lightning_modules.runtime.formats import (
     FORMATS,
     REQUIRED_GAIN,
-    SCRIPTABLE_FORMATS,
     FormatChoice,
     SparseMatrix,
     candidate_formats,
@@ -44,6 +43,7 @@ from lightning_modules.runtime.layers import (
     SparseLinear,
     SparseLSTM,
     SparseLSTMTranscriber,
+    block_diagonal,
 )
 
 
@@ -118,18 +118,15 @@ class Plan:
     formats: tuple[str, ...] | None  # None: every candidate
     measure: bool
 
-    def matrix(self, weight: torch.Tensor, columns: int, recurrent: bool = False) -> SparseMatrix:
-        """`weight` in its chosen format; a recurrent one (stepped in TorchScript) in one that
-        TorchScript passes as a plain tensor."""
-        choice = self.choose(weight, columns, recurrent)
+    def matrix(self, weight: torch.Tensor, columns: int) -> SparseMatrix:
+        choice = self.choose(weight, columns)
         return SparseMatrix.build(weight, choice.format, choice.block)
 
-    def choose(self, weight: torch.Tensor, columns: int, recurrent: bool = False) -> FormatChoice:
+    def choose(self, weight: torch.Tensor, columns: int) -> FormatChoice:
         allowed = [
             (name, block)
             for name, block in candidate_formats(weight, self.pattern)
-            if (self.formats is None or name in self.formats)
-            and not (recurrent and name not in SCRIPTABLE_FORMATS)
+            if self.formats is None or name in self.formats
         ]
         if self.measure:
             return choose_format(weight, columns, self.pattern, allowed=allowed)
@@ -180,7 +177,7 @@ def _lstm(name: str, lstm: nn.LSTM, call: Call, plan: Plan) -> tuple[nn.Module, 
     inputs, hiddens, formats = [], [], []
     for layer in range(lstm.num_layers):
         inputs.append(plan.matrix(getattr(lstm, f"weight_ih_l{layer}"), batch * steps))
-        hiddens.append(plan.matrix(getattr(lstm, f"weight_hh_l{layer}"), batch, recurrent=True))
+        hiddens.append(plan.matrix(getattr(lstm, f"weight_hh_l{layer}"), batch))
         formats += [f"ih{layer}:{inputs[-1].format}", f"hh{layer}:{hiddens[-1].format}"]
     state = None
     if has_state:
@@ -202,10 +199,9 @@ def _transcriber(
     inputs, hiddens, formats = [], [], []
     for layer in range(len(transcriber.forward_lstms)):
         inputs.append([plan.matrix(d[layer].weight_ih_l0, batch * steps) for d in directions])
-        hiddens.append(
-            [plan.matrix(d[layer].weight_hh_l0, batch, recurrent=True) for d in directions]
-        )
-        formats += [f"ih{layer}:{inputs[-1][0].format}", f"hh{layer}:{hiddens[-1][0].format}"]
+        recurrent = block_diagonal([d[layer].weight_hh_l0 for d in directions])
+        hiddens.append(plan.matrix(recurrent, batch))
+        formats += [f"ih{layer}:{inputs[-1][0].format}", f"hh{layer}:{hiddens[-1].format}"]
     stepped = SparseLSTMTranscriber(transcriber, inputs, hiddens)
     arguments = (torch.randn(features_shape), torch.full(lengths_shape, features_shape[1]))
     return _faster(

@@ -21,8 +21,6 @@ import torch
 from lightning_modules.pruning.sparsity_patterns import Blocks, NOfM, SparsityPattern, Unstructured
 
 FORMATS = ("dense", "csr", "bsr", "semi_structured")
-SCRIPTABLE_FORMATS = ("dense", "csr", "bsr")
-"""Formats TorchScript passes as plain tensors (2:4 matrices are a tensor subclass)."""
 MEASURE_SECONDS = 0.05
 """Run time of each candidate's timing (torch.utils.benchmark's blocked autorange)."""
 REQUIRED_GAIN = 0.95
@@ -88,7 +86,7 @@ class SparseMatrix:
         matrix-matrix product is 1.5x slower at one column (measured on 5120 x 1280, s = 0.9).
         """
         stored = self.stored
-        if self.as_vector(x.shape[1]):
+        if self.format == "csr" and x.shape[1] == 1:
             if added is None:
                 return torch.mv(stored, x[:, 0])[:, None]
             return torch.addmv(added[:, 0], stored, x[:, 0])[:, None]
@@ -97,10 +95,6 @@ class SparseMatrix:
         if self.format == "semi_structured":
             return added + stored @ x
         return torch.addmm(added, stored, x)
-
-    def as_vector(self, columns: int) -> bool:
-        """Whether a product with `columns` columns runs as a matrix-vector product."""
-        return self.format == "csr" and columns == 1
 
     @property
     def nbytes(self) -> int:

@@ -1,8 +1,6 @@
 """Inference layers whose weight products run in a `SparseMatrix`: drop-in replacements for
-`nn.Linear`, `nn.LSTM` (batch first, unidirectional, any number of layers) and the LSTM
-encoder with the same call signatures and outputs, up to floating-point summation order.
-Their recurrent steps run in TorchScript (`lstm_steps`), so recurrent matrices are in the
-formats TorchScript passes as plain tensors (dense, CSR, BSR)."""
+`nn.Linear` and `nn.LSTM` (batch first, unidirectional, any number of layers) with the same
+call signatures and outputs, up to floating-point summation order."""
 
 from __future__ import annotations
 
@@ -13,62 +11,51 @@ from lightning_modules.asr.rnnt import StackedLSTMTranscriber, reverse_within_le
 from lightning_modules.runtime.formats import SparseMatrix
 
 
-@torch.jit.script
-def lstm_steps(
-    weight: torch.Tensor, vector: bool, projected: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LSTM step from its summed gate pre-activations (directions, 4, H, batch), gates in
+    torch's order i, f, g, o, and the cell state (directions, H, batch): few operations,
+    since each costs Python overhead at every step."""
+    activated = torch.sigmoid(gates)
+    c = torch.addcmul(activated[:, 1] * c, activated[:, 0], torch.tanh(gates[:, 2]))
+    return activated[:, 3] * torch.tanh(c), c
+
+
+def input_projection(
+    matrices: list[SparseMatrix], sources: list[torch.Tensor], bias: torch.Tensor
+) -> torch.Tensor:
+    """The input weights of each direction over all steps at once, in the steps' column
+    layout (steps, rows, batch) that the recurrence adds to its products."""
+    batch, steps, _ = sources[0].shape
+    projected = torch.cat(
+        [m.matmul(x.reshape(batch * steps, -1).T) for m, x in zip(matrices, sources, strict=True)]
+    )
+    projected = projected + bias[:, None]
+    return projected.view(-1, batch, steps).permute(2, 0, 1).contiguous()
+
+
+def recurrence(
+    recurrent: SparseMatrix,
+    projected: torch.Tensor,
+    h: torch.Tensor,
+    c: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The steps of one LSTM direction, compiled by TorchScript (no Python overhead per
-    operation, and no GIL, so directions run concurrently). `projected` (steps, 4·H, batch) is
-    the input projection with the biases, h and c (H, batch) the states as columns, so each
-    step is one product that adds its input projection; gates in torch's order i, f, g, o.
-    `vector`: a one-column product as a matrix-vector product (`SparseMatrix.as_vector`).
-    Returns the outputs (steps, H, batch) and the last h and c."""
-    size, batch = h.shape[0], h.shape[1]
-    outputs: list[torch.Tensor] = []
+    """The steps of one LSTM layer (all its directions at once): `projected` (steps,
+    directions·4·H, batch), states h (directions·H, batch) and c (directions, H, batch)
+    as columns, so each step is one product that adds its input projection, and the cell.
+    Returns the outputs (steps, directions·H, batch) and the last h and c."""
+    directions, size, batch = c.shape
+    outputs = []
     for step in range(projected.shape[0]):
-        if vector:
-            gates = torch.addmv(projected[step, :, 0], weight, h[:, 0]).view(4, size, 1)
-        else:
-            gates = torch.addmm(projected[step], weight, h).view(4, size, batch)
-        activated = torch.sigmoid(gates)
-        c = torch.addcmul(activated[1] * c, activated[0], torch.tanh(gates[2]))
-        h = activated[3] * torch.tanh(c)
+        gates = recurrent.matmul(h, projected[step]).view(directions, 4, size, batch)
+        h, c = lstm_cell(gates, c)
+        h = h.reshape(directions * size, batch)
         outputs.append(h)
     return torch.stack(outputs), h, c
 
 
-@torch.jit.script
-def concurrent_lstm_steps(
-    weights: list[torch.Tensor],
-    vectors: list[bool],
-    projected: list[torch.Tensor],
-    h: list[torch.Tensor],
-    c: list[torch.Tensor],
-) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """`lstm_steps` of several independent directions at once: all but the first in forked
-    tasks on torch's inter-op threads (a bidirectional layer's two directions use two cores
-    at batch 1, where each sparse product alone uses one)."""
-    futures: list[torch.jit.Future[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = []
-    for index in range(1, len(weights)):
-        futures.append(
-            torch.jit.fork(
-                lstm_steps, weights[index], vectors[index], projected[index], h[index], c[index]
-            )
-        )
-    results = [lstm_steps(weights[0], vectors[0], projected[0], h[0], c[0])]
-    for future in futures:
-        results.append(torch.jit.wait(future))
-    return results
-
-
-def input_projection(
-    matrix: SparseMatrix, source: torch.Tensor, bias: torch.Tensor
-) -> torch.Tensor:
-    """The input weights over all steps of a (batch, steps, inputs) sequence at once, with the
-    biases, in the steps' column layout (steps, 4·H, batch) that `lstm_steps` adds."""
-    batch, steps, _ = source.shape
-    projected = matrix.matmul(source.reshape(batch * steps, -1).T) + bias[:, None]
-    return projected.view(-1, batch, steps).permute(2, 0, 1).contiguous()
+def block_diagonal(weights: list[torch.Tensor]) -> torch.Tensor:
+    """The recurrent weights of several directions as one matrix: one product per step."""
+    return torch.block_diag(*[w.detach() for w in weights])
 
 
 class SparseLinear(nn.Module):
@@ -93,12 +80,12 @@ class SparseLinear(nn.Module):
 
 
 class SparseLSTM(nn.Module):
-    """`nn.LSTM` (batch_first, unidirectional) run step by step (`lstm_steps`), its input
-    weights (all steps at once) and recurrent weights (one step at a time) in `SparseMatrix`es.
+    """`nn.LSTM` (batch_first, unidirectional) run step by step in Python, its input weights
+    (all steps at once) and recurrent weights (one step at a time) in `SparseMatrix`es.
 
     The fused LSTM kernel reads W_hh from memory at every step; here a sparse W_hh reads only
-    its non-zeros. The per-step overhead of the steps' loop is the price, so the converter
-    keeps the fused layer wherever it measures faster.
+    its non-zeros. Python's per-step overhead is the price, so the converter keeps the fused
+    layer wherever it measures faster.
     """
 
     def __init__(
@@ -122,22 +109,20 @@ class SparseLSTM(nn.Module):
     def forward(
         self, input: torch.Tensor, hx: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        batch = input.shape[0]
+        batch, steps, _ = input.shape
         if hx is None:
             zeros = input.new_zeros(self.num_layers, batch, self.hidden_size)
             hx = (zeros, zeros)
         final_h, final_c = [], []
         hidden = input
-        for layer, recurrent in enumerate(self.hidden_matrices):
+        for layer in range(self.num_layers):
             bias = getattr(self, f"bias_l{layer}")
-            projected = input_projection(self.input_matrices[layer], hidden, bias)
-            h, c = hx[0][layer].T.contiguous(), hx[1][layer].T.contiguous()
-            outputs, h, c = lstm_steps(
-                recurrent.stored, recurrent.as_vector(batch), projected, h, c
-            )
+            projected = input_projection([self.input_matrices[layer]], [hidden], bias)
+            h, c = hx[0][layer].T.contiguous(), hx[1][layer].T[None].contiguous()
+            outputs, h, c = recurrence(self.hidden_matrices[layer], projected, h, c)
             hidden = outputs.permute(2, 0, 1)
             final_h.append(h.T)
-            final_c.append(c.T)
+            final_c.append(c[0].T)
         return hidden, (torch.stack(final_h), torch.stack(final_c))
 
     @property
@@ -150,22 +135,23 @@ class SparseLSTM(nn.Module):
 
 
 class SparseLSTMTranscriber(nn.Module):
-    """`StackedLSTMTranscriber` stepped: the input weights of each direction run over all
-    steps at once, the recurrent steps of a layer's two directions concurrently
-    (`concurrent_lstm_steps`). Same outputs as the module it replaces (the backward direction
-    runs over each sequence reversed within its length, as there)."""
+    """`StackedLSTMTranscriber` with both directions of a layer stepped together: the input
+    weights of each direction run over all steps at once, the recurrent weights of both as one
+    block-diagonal `SparseMatrix`, so each step pays Python's overhead once, not twice.
+    Same outputs as the module it replaces (the backward direction runs over each sequence
+    reversed within its length, as there)."""
 
     def __init__(
         self,
         transcriber: StackedLSTMTranscriber,
         input_matrices: list[list[SparseMatrix]],
-        hidden_matrices: list[list[SparseMatrix]],
+        hidden_matrices: list[SparseMatrix],
     ) -> None:
         super().__init__()
         self.stack = transcriber.stack
         self.output = transcriber.output
         self.input_matrices = input_matrices  # [layer][direction]
-        self.hidden_matrices = hidden_matrices  # [layer][direction]
+        self.hidden_matrices = hidden_matrices  # [layer], block-diagonal over directions
         lstms = [transcriber.forward_lstms]
         if transcriber.backward_lstms is not None:
             lstms.append(transcriber.backward_lstms)
@@ -173,33 +159,24 @@ class SparseLSTMTranscriber(nn.Module):
         self.hidden_size = transcriber.forward_lstms[0].hidden_size
         for layer in range(len(transcriber.forward_lstms)):
             biases = [(d[layer].bias_ih_l0 + d[layer].bias_hh_l0).detach() for d in lstms]
-            self.register_buffer(f"bias_l{layer}", torch.stack(biases))  # (directions, 4·H)
+            self.register_buffer(f"bias_l{layer}", torch.stack(biases).view(-1))
 
     def forward(
         self, input: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         hidden, stacked_lengths = stack_frames(input, lengths, self.stack)
-        batch = hidden.shape[0]
-        zeros = [hidden.new_zeros(self.hidden_size, batch)] * self.directions
-        for layer, recurrent in enumerate(self.hidden_matrices):
-            sources = [hidden, reverse_within_lengths(hidden, stacked_lengths)][: self.directions]
-            biases = getattr(self, f"bias_l{layer}")
-            projected = [
-                input_projection(matrix, source, bias)
-                for matrix, source, bias in zip(
-                    self.input_matrices[layer], sources, biases, strict=True
-                )
-            ]
-            results = concurrent_lstm_steps(
-                [m.stored for m in recurrent],
-                [m.as_vector(batch) for m in recurrent],
-                projected,
-                zeros,
-                zeros,
-            )
-            parts = [outputs.permute(2, 0, 1) for outputs, _, _ in results]  # (B, T, H) each
-            if self.directions == 2:
-                parts[1] = reverse_within_lengths(parts[1], stacked_lengths)
+        batch, steps, _ = hidden.shape
+        size, directions = self.hidden_size, self.directions
+        for layer, matrices in enumerate(self.input_matrices):
+            sources = [hidden, reverse_within_lengths(hidden, stacked_lengths)][:directions]
+            projected = input_projection(matrices, sources, getattr(self, f"bias_l{layer}"))
+            h = hidden.new_zeros(directions * size, batch)
+            c = hidden.new_zeros(directions, size, batch)
+            outputs, _, _ = recurrence(self.hidden_matrices[layer], projected, h, c)
+            sequence = outputs.view(steps, directions, size, batch).permute(3, 0, 1, 2)
+            parts = [sequence[:, :, 0]]
+            if directions == 2:
+                parts.append(reverse_within_lengths(sequence[:, :, 1], stacked_lengths))
             hidden = torch.cat(parts, dim=-1)
         return self.output(hidden), stacked_lengths
 
@@ -208,5 +185,5 @@ class SparseLSTMTranscriber(nn.Module):
         """Bytes of the input and of the recurrent weights (all layers and directions)."""
         return (
             sum(m.nbytes for matrices in self.input_matrices for m in matrices),
-            sum(m.nbytes for matrices in self.hidden_matrices for m in matrices),
+            sum(m.nbytes for m in self.hidden_matrices),
         )
