@@ -21,6 +21,8 @@ from lightning_modules.pruning.registry import Role, ordered
 
 PHRASES = {  # how an ablation variant's options read in a table
     ("sensing", "identity"): "identity sensing (no compressed sensing)",
+    ("sensing", "rademacher"): "Rademacher sensing (±1/√m Φ)",
+    ("sensing", "activation"): "activation sensing (the layer's inputs as Φ)",
     ("sparsity_weight", 0): "no sparsity-inducing term (λs = 0)",
     ("reconstruction_weight", 0): "no compression-error term (λr = 0)",
     ("error_threshold", math.inf): "no “when” rule (ε = ∞)",

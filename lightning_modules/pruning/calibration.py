@@ -130,8 +130,12 @@ def _lstm_inputs(module: nn.LSTM, input: Any, hx: Any) -> dict[str, torch.Tensor
 class _Collector:
     """Forward hooks that add the inputs of every calibrated tensor to its statistics."""
 
-    def __init__(self, tensors: Sequence[PrunableTensor]) -> None:
-        self.statistics: dict[str, InputStatistics] = {}
+    def __init__(
+        self,
+        tensors: Sequence[PrunableTensor],
+        statistics: dict[str, InputStatistics] | None = None,
+    ) -> None:
+        self.statistics = statistics if statistics is not None else {}
         self._by_module: dict[int, list[PrunableTensor]] = {}
         for tensor in tensors:
             self._by_module.setdefault(id(tensor.module), []).append(tensor)
@@ -200,10 +204,12 @@ def collect_input_statistics(
     pl_module: pl.LightningModule,
     tensors: Sequence[PrunableTensor],
     batches: Iterable[Any],
+    into: dict[str, InputStatistics] | None = None,
 ) -> dict[str, InputStatistics]:
     """Run `batches` through the model in eval mode (its `calibration_step`, else its
-    `training_step`) and return the input statistics of every tensor in `tensors`."""
-    collector = _Collector(tensors)
+    `training_step`) and return the input statistics of every tensor in `tensors`, added to
+    those of `into` when given (statistics gathered a batch at a time)."""
+    collector = _Collector(tensors, into)
     handles = collector.attach()
     was_training = pl_module.training
     pl_module.eval()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
@@ -21,10 +22,13 @@ from lightning_modules.pruning.sensing import (
     from_blocks,
     hard_threshold,
     measurement_count,
+    normal_equations,
     recover,
     sensing_matrix,
     to_blocks,
 )
+from lightning_modules.pruning.sparsity_patterns import as_rows
+from lightning_modules.pruning.spread_calibration import SpreadCalibration
 
 
 def _non_negative(name: str, value: float) -> float:
@@ -33,6 +37,15 @@ def _non_negative(name: str, value: float) -> float:
     if math.isinf(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return float(value)
+
+
+@dataclass(frozen=True)
+class Sensed:
+    """One tensor's compressed-sensing step: Ŵ, its support and the compression error e."""
+
+    reconstruction: torch.Tensor
+    support: torch.Tensor
+    error: float
 
 
 @register
@@ -48,22 +61,28 @@ class CompressedSensingPruning(SparsePruning):
       matrix Φ and recovered with k non-zeros by IHT (or ISTA); the support of the recovery is
       **which** weights survive, the relative compression error e = ‖W − Ŵ‖/‖W‖ decides
       **when**: the tensor is cut only if e ≤ `error_threshold`, and at the latest at the end;
+    - with `activation` sensing Φ is the layer's own inputs on calibration batches (gathered
+      one per step over the steps before each sensing), the measurements its pre-activations,
+      Ŵ the k-sparse weights that reproduce them and e the relative output error ‖A(W − Ŵ)‖/‖AW‖;
     - with a structured `pattern` (N:M, blocks) the hard thresholding of the recovery
       projects onto the pattern, so the support, and so the mask, keeps it;
     - between updates two gradient terms push the weights the next cut removes toward zero
-      (`sparsity_weight` · ‖W ⊙ (1 − M_next)‖₁ / N) and the kept weights toward their
-      reconstruction (`reconstruction_weight` · ‖W − Ŵ‖² / N).
+      (the direction of ‖W ⊙ (1 − M_next)‖₁) and the kept weights toward their reconstruction
+      (the direction of ‖W − Ŵ‖²), each rescaled to λ × the norm of the task gradient on its
+      tensor at that step: λ = 1 pulls as hard as the loss, whatever the tensor's size.
 
     Args:
-        sparsity_weight: λ_s of the sparsity-inducing term.
-        reconstruction_weight: λ_r of the compression-error term.
-        sensing: `gaussian`, `rademacher` or `identity` (no compression: Ŵ = H_k(W)).
-        sensing_ratio: ρ = m / n, measurements per block entry, in (0, 1].
-        block_size: n, entries per sensed block.
+        sparsity_weight: λ_s, the sparsity-inducing term's gradient norm over the task's.
+        reconstruction_weight: λ_r, the compression-error term's gradient norm over the task's.
+        sensing: `gaussian`, `rademacher`, `identity` (no compression: Ŵ = H_k(W)) or
+            `activation` (data-driven: Φ is the layer's inputs).
+        sensing_ratio: ρ = m / n, measurements per block entry, in (0, 1] (random Φ).
+        block_size: n, entries per sensed block (random Φ and identity).
         recovery: `iht` or `ista`.
         recovery_iterations: iterations of the recovery, warm-started at H_k(W).
         error_threshold: ε of the "when" rule; `math.inf` cuts on schedule.
         regularization_start: first step of the gradient terms (default: the schedule start).
+        calibration_batches: training batches activation sensing measures on, per sensing.
     """
 
     name = "csp"
@@ -91,6 +110,7 @@ class CompressedSensingPruning(SparsePruning):
         recovery_iterations: int = 10,
         error_threshold: float = 0.5,
         regularization_start: int | None = None,
+        calibration_batches: int = 2,
     ) -> None:
         super().__init__(schedule, include, exclude, seed, pattern)
         self.sparsity_weight = _non_negative("sparsity_weight", sparsity_weight)
@@ -129,6 +149,8 @@ class CompressedSensingPruning(SparsePruning):
         self.waiting: list[str] = []
         self.next_masks: dict[str, torch.Tensor] = {}
         self.reconstructions: dict[str, torch.Tensor] = {}
+        self.calibration = SpreadCalibration(calibration_batches, seed)
+        self._hessians: dict[str, torch.Tensor] = {}
         self._phi: dict[str, torch.Tensor] = {}
         self._pending_values: dict[str, torch.Tensor] = {}
 
@@ -141,31 +163,52 @@ class CompressedSensingPruning(SparsePruning):
             self._phi[name] = sensing_matrix(self.sensing, rows, self.block_size, self.seed, name)
         return self._phi[name].to(device)
 
-    def sense(self, name: str, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Measure tensor `name` and recover it with `k` non-zeros among its kept entries.
+    def _split(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        """The rows the recovery works on: sensing blocks, or for activation sensing the
+        weight's (outputs × inputs) rows, grouped like its calibration statistics."""
+        if self.sensing != "activation":
+            return to_blocks(tensor, self.block_size)
+        rows = as_rows(tensor)
+        groups = self._hessians[name].shape[0]
+        return rows.reshape(groups, rows.shape[0] // groups, rows.shape[1])
 
-        Returns the sparse reconstruction Ŵ (shaped like the weight) and its support.
-        """
+    def _join(self, values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        if self.sensing != "activation":
+            return from_blocks(values, like)
+        return values.reshape(like.shape)
+
+    def sense(self, name: str, k: int) -> Sensed:
+        """Measure tensor `name` and recover it with `k` non-zeros among its kept entries."""
         weight = self.weight(name).detach().float()
-        phi = self.phi(name, weight.device)
-        blocks = to_blocks(weight, self.block_size)
-        allowed = to_blocks(self.masks[name], self.block_size)  # padding is never allowed
+        values = self._split(name, weight)
+        allowed = self._split(name, self.masks[name])  # block padding is never allowed
+        if self.sensing == "activation":  # Φ = the layer's inputs: Y Φ = W AᵀA
+            gram = self._hessians[name]
+            correlation = values @ gram
+        else:
+            phi = self.phi(name, weight.device)
+            correlation, gram = normal_equations(values @ phi.T, phi)
         estimate, support = recover(
-            blocks @ phi.T, phi, k, allowed, blocks, self.recovery_iterations, self.recovery,
-            self.projection(weight),
+            correlation, gram, k, allowed, values, self.recovery_iterations, self.recovery,
+            self.projection(name, weight),
         )  # fmt: skip
-        return from_blocks(estimate, weight), from_blocks(support, weight)
+        if self.sensing == "activation":  # relative output error ‖A(W − Ŵ)‖ / ‖AW‖
+            difference = values - estimate
+            output = ((values @ gram) * values).sum()
+            lost = ((difference @ gram) * difference).sum()
+            error = float((lost / output).clamp_min(0).sqrt()) if output > 0 else 0.0
+        else:
+            error = self.compression_error(weight, self._join(estimate, weight))
+        return Sensed(self._join(estimate, weight), self._join(support, weight), error)
 
-    def projection(self, like: torch.Tensor) -> Projection:
+    def projection(self, name: str, like: torch.Tensor) -> Projection:
         """H_k of the recovery: plain top-k, or the run's pattern on the tensor's own shape."""
         if not self.pattern.structured:
             return hard_threshold
 
         def project(values: torch.Tensor, k: int, allowed: torch.Tensor) -> torch.Tensor:
-            kept = self.pattern.select(
-                from_blocks(values.abs(), like), k, from_blocks(allowed, like)
-            )
-            return to_blocks(kept, self.block_size)
+            kept = self.pattern.select(self._join(values.abs(), like), k, self._join(allowed, like))
+            return self._split(name, kept)
 
         return project
 
@@ -176,14 +219,23 @@ class CompressedSensingPruning(SparsePruning):
         norm = weight.norm()
         return float((weight - reconstruction).norm() / norm) if norm > 0 else 0.0
 
+    def _calibrate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
+        """Activation sensing: complete the statistics of the sensing at `step`."""
+        if self.sensing == "activation":
+            self.calibration.advance(trainer, pl_module, self.tensors, step, step)
+            self._hessians = self.calibration.hessians(step, pl_module.device)
+
+    def prepare_update(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
+        self._calibrate(trainer, pl_module, step)
+
     def compute_masks(self, step: int, kept: Mapping[str, int]) -> dict[str, torch.Tensor]:
         final_cut = step >= self.schedule.last_update
         masks, self.errors, self.waiting = {}, {}, []
         for name, k in kept.items():
-            reconstruction, support = self.sense(name, k)
-            self.errors[name] = self.compression_error(self.weight(name), reconstruction)
-            if self.errors[name] <= self.error_threshold or final_cut:
-                masks[name] = support
+            sensed = self.sense(name, k)
+            self.errors[name] = sensed.error
+            if sensed.error <= self.error_threshold or final_cut:
+                masks[name] = sensed.support
             else:
                 self.waiting.append(name)
         return masks
@@ -202,67 +254,121 @@ class CompressedSensingPruning(SparsePruning):
             schedule.end,
         )
 
+    def _preview_target(self, step: int) -> float:
+        """The sparsity of the next cut that prunes more than today's target: a cubic or
+        linear schedule's update at t0 is at the initial sparsity and cuts nothing."""
+        current = self.schedule.target(step)
+        update = self._next_update(step)
+        while update is not None and self.schedule.target(update) <= current:
+            update = self._next_update(update)
+        return current if update is None else self.schedule.target(update)
+
     def _regularizing(self, step: int) -> bool:
-        return self.regularization_start <= step < self.schedule.last_update
+        return self.regularization_start <= step < self.schedule.last_update and (
+            self.sparsity_weight > 0 or self.reconstruction_weight > 0
+        )
+
+    def _preview_due(self, step: int) -> bool:
+        """Whether M_next and Ŵ are refreshed at `step`: after every update, and every
+        `every` steps while regularizing before the first update."""
+        if not self._regularizing(step):
+            return False
+        if step == self.last_update_step or not self.next_masks:
+            return True
+        schedule = self.schedule
+        return step < schedule.start and (step - self.regularization_start) % schedule.every == 0
+
+    def _next_sensing(self, step: int) -> int | None:
+        """The first step ≥ `step` that senses: a schedule update or a preview refresh."""
+        schedule = self.schedule
+        if step <= schedule.start:
+            update: int | None = schedule.start
+        elif step > schedule.last_update:
+            update = None
+        else:
+            update = min(
+                schedule.start + -(-(step - schedule.start) // schedule.every) * schedule.every,
+                schedule.end,
+            )
+        previews = range(self.regularization_start, schedule.start, schedule.every)
+        upcoming = [p for p in previews if p >= step and self._regularizing(p)]
+        candidates = [c for c in (update, *upcoming[:1]) if c is not None]
+        return min(candidates, default=None)
 
     def before_step(self, pl_module: pl.LightningModule, step: int) -> None:
-        """Refresh M_next and Ŵ for the next cut: after every update, and every `every` steps
-        while regularizing before the first update."""
-        if not self._regularizing(step) or (
-            self.sparsity_weight == self.reconstruction_weight == 0
-        ):
-            return
-        refresh = step == self.last_update_step or not self.next_masks
-        refresh |= (
-            step < self.schedule.start
-            and (step - self.regularization_start) % self.schedule.every == 0
-        )
-        if not refresh:
-            return
-        target = self.schedule.target(self._next_update(step))
-        with torch.no_grad():
-            for tensor in self.tensors:
-                reconstruction, support = self.sense(tensor.name, kept_count(tensor.numel, target))
-                self.next_masks[tensor.name] = support
-                self.reconstructions[tensor.name] = reconstruction.to(tensor.parameter.dtype)
+        """Refresh the preview of the next cut when due; gather calibration ahead of the next
+        sensing (activation sensing)."""
+        trainer = pl_module.trainer
+        if self._preview_due(step):
+            self._calibrate(trainer, pl_module, step)
+            target = self._preview_target(step)
+            with torch.no_grad():
+                for tensor in self.tensors:
+                    sensed = self.sense(tensor.name, kept_count(tensor.numel, target))
+                    self.next_masks[tensor.name] = sensed.support
+                    self.reconstructions[tensor.name] = sensed.reconstruction.to(
+                        tensor.parameter.dtype
+                    )
+        upcoming = self._next_sensing(step + 1)
+        if self.sensing == "activation" and upcoming is not None:
+            self.calibration.advance(trainer, pl_module, self.tensors, step, upcoming)
 
     def adjust_gradients(self, pl_module: pl.LightningModule, step: int) -> None:
-        """Add the two terms' gradients in place, without temporaries the size of the model
-        where possible; their values are computed only on the trainer's logging steps."""
+        """Add the two terms' gradients in place, each rescaled to λ × the norm of the task
+        gradient on its tensor; on the trainer's logging steps, log what they did."""
         if not self._regularizing(step) or not self.next_masks:
             return
         trainer = pl_module.trainer
         log_now = step % max(trainer.log_every_n_steps, 1) == 0
-        sparsity_term = reconstruction_term = 0.0
+        logged: dict[str, list[float]] = {}
         with torch.no_grad():
             for tensor in self.tensors:
                 weight, name = tensor.parameter, tensor.name
                 if weight.grad is None:
                     continue
-                scale = 1.0 / tensor.numel
-                doomed = ~self.next_masks[name]
+                task = weight.grad.clone() if log_now else None
+                task_norm = weight.grad.norm()
+                terms = []
                 if self.sparsity_weight:
-                    signs = weight.sign().mul_(doomed)
-                    weight.grad.add_(signs, alpha=self.sparsity_weight * scale)
-                    if log_now:
-                        sparsity_term += (
-                            self.sparsity_weight * scale * float((weight * signs).sum())
-                        )
+                    doomed = ~self.next_masks[name]
+                    terms.append(("sparsity", self.sparsity_weight, weight.sign().mul_(doomed)))
                 if self.reconstruction_weight:
-                    alpha = 2.0 * self.reconstruction_weight * scale
-                    weight.grad.add_(weight, alpha=alpha).sub_(
-                        self.reconstructions[name], alpha=alpha
-                    )
+                    difference = weight - self.reconstructions[name]
+                    terms.append(("reconstruction", self.reconstruction_weight, difference))
+                for label, strength, direction in terms:
+                    norm = direction.norm()
+                    direction.mul_(strength * task_norm / norm.clamp_min(1e-30))
+                    weight.grad.add_(direction)
                     if log_now:
-                        difference = weight - self.reconstructions[name]
-                        reconstruction_term += (
-                            self.reconstruction_weight * scale * float(difference.square().sum())
+                        ratio = float(direction.norm() / task_norm.clamp_min(1e-30))
+                        cosine = float(
+                            (direction * task).sum()
+                            / (direction.norm() * task_norm).clamp_min(1e-30)
                         )
+                        logged[f"csp/grad_ratio/{label}/{name}"] = [ratio]
+                        logged.setdefault(f"csp/grad_cosine/{label}", []).append(cosine)
+                if log_now:
+                    for label, value in self._term_values(weight, name).items():
+                        logged.setdefault(f"csp/{label}_term", []).append(value)
         if log_now:
-            pl_module.log("csp/sparsity_term", sparsity_term, on_step=True, on_epoch=False)
-            pl_module.log(
-                "csp/reconstruction_term", reconstruction_term, on_step=True, on_epoch=False
+            pl_module.log_dict(
+                {key: sum(values) / len(values) for key, values in logged.items()},
+                on_step=True,
+                on_epoch=False,
             )
+
+    def _term_values(self, weight: torch.Tensor, name: str) -> dict[str, float]:
+        """What each term penalizes, relative to the tensor: the share of its L1 mass in the
+        weights the next cut removes, and the squared relative error ‖W − Ŵ‖² / ‖W‖²."""
+        values = {}
+        if self.sparsity_weight:
+            total = weight.abs().sum().clamp_min(1e-30)
+            values["sparsity"] = float((weight.abs() * ~self.next_masks[name]).sum() / total)
+        if self.reconstruction_weight:
+            total = weight.square().sum().clamp_min(1e-30)
+            difference = weight - self.reconstructions[name]
+            values["reconstruction"] = float(difference.square().sum() / total)
+        return values
 
     # ---- logging and state --------------------------------------------------------------
 
@@ -271,6 +377,8 @@ class CompressedSensingPruning(SparsePruning):
         if self.errors:
             metrics["error_mean"] = sum(self.errors.values()) / len(self.errors)
         metrics["waiting_tensors"] = float(len(self.waiting))
+        if self.sensing == "activation":
+            metrics.update(self.calibration.metrics())
         return metrics
 
     def method_state(self) -> dict[str, Any]:
@@ -282,6 +390,7 @@ class CompressedSensingPruning(SparsePruning):
             },
             "errors": dict(self.errors),
             "waiting": list(self.waiting),
+            "calibration": self.calibration.state_dict(),
         }
 
     def load_method_state(self, state: Mapping[str, Any]) -> None:
@@ -289,6 +398,8 @@ class CompressedSensingPruning(SparsePruning):
         self.waiting = list(state["waiting"])
         self.next_masks = dict(state["next_masks"])
         self._pending_values = dict(state["reconstruction_values"])
+        if "calibration" in state:
+            self.calibration.load_state_dict(state["calibration"])
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_fit_start(trainer, pl_module)
