@@ -14,8 +14,16 @@ import optuna
 import yaml
 
 from analysis.experiment import Experiment
-from analysis.table_formats import LEGEND, columns, difference_text, entry_text, row_entries
-from analysis.tables import Pairing, Table
+from analysis.table_formats import (
+    LEGEND,
+    PAIRING_COLUMNS,
+    PAIRING_LEGEND,
+    columns,
+    entry_text,
+    pairing_cells,
+    row_entries,
+)
+from analysis.tables import Pairing, Table, comparison_heading
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1250px; color: #222;
@@ -77,21 +85,25 @@ def table_html(table: Table) -> str:
     )
 
 
-def pairings_html(pairings: list[Pairing]) -> str:
+def pairings_html(table: Table, pairings: list[Pairing]) -> str:
     if not pairings:
+        if table.kind != "main":
+            return ""
         return "<p>No paired comparison: the grid lacks CSP or every baseline.</p>"
+    head = "".join(f"<th>{_e(column)}</th>" for column in PAIRING_COLUMNS)
     rows = "".join(
-        f"<tr><td>{p.sparsity:g}</td><td>{_e(p.baseline or '—')}</td><td>{len(p.seeds)}</td>"
-        f"<td>{_e(difference_text(p))}</td><td>{p.wins}/{len(p.seeds)}</td></tr>"
+        "<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in pairing_cells(p)) + "</tr>"
         for p in pairings
     )
     verdicts = "".join(f'<li class="verdict">{_e(p.verdict)}</li>' for p in pairings)
+    chosen = (
+        "Per target sparsity, the baseline with the lowest mean test WER. "
+        if table.kind == "main"
+        else ""
+    )
     return (
-        "<h3>CSP against the best baseline</h3><p>Per target sparsity, the baseline with the "
-        "lowest mean test WER; differences are CSP's test WER minus the baseline's, seed by "
-        "seed (mean ± standard deviation over the shared seeds).</p>"
-        "<table><tr><th>target sparsity</th><th>best baseline</th><th>seeds</th>"
-        f"<th>CSP − baseline</th><th>CSP wins</th></tr>{rows}</table><ul>{verdicts}</ul>"
+        f"<h3>{_e(comparison_heading(table))}</h3><p>{chosen}{_e(PAIRING_LEGEND)}</p>"
+        f"<table><tr>{head}</tr>{rows}</table><ul>{verdicts}</ul>"
     )
 
 
@@ -205,8 +217,7 @@ def experiment_html(
     parts = [f"<h2>Experiment {_e(experiment.name)}</h2><p>Records: {_e(experiment.root)}</p>"]
     for table, pairings in tables:
         parts.append(table_html(table))
-        if table.kind == "main":
-            parts.append(pairings_html(pairings))
+        parts.append(pairings_html(table, pairings))
     problems = [run for run in [experiment.dense, *experiment.cells] if run.status != "complete"]
     if problems:
         items = "".join(f"<li>{_e(run.directory.name)}: {_e(run.note)}</li>" for run in problems)

@@ -27,6 +27,7 @@ from analysis.table_formats import to_csv, to_latex, to_markdown
 from analysis.tables import (
     Pairing,
     Table,
+    ablation_comparison,
     ablation_table,
     main_table,
     paired_comparison,
@@ -114,7 +115,7 @@ def write_report(
         ablation = ablation_table(experiment)
         shown: list[tuple[Table, list[Pairing]]] = [(main, paired_comparison(main))]
         if ablation is not None:
-            shown.append((ablation, []))
+            shown.append((ablation, ablation_comparison(ablation)))
         for table, pairings in shown:
             markdown.append(to_markdown(table, pairings))
             latex.append(to_latex(table, pairings))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 
-from analysis.tables import Entry, Pairing, Table
+from analysis.tables import Entry, Pairing, Table, bootstrap_text, comparison_heading
 
 LEGEND = (
     "Cells: test WER, mean ± standard deviation over seeds (relative change against the dense "
@@ -76,18 +76,39 @@ def to_markdown(table: Table, pairings: list[Pairing]) -> str:
     for name, entries in row_entries(table):
         lines.append(f"| {name} | " + " | ".join(text(entry) for entry in entries) + " |")
     if pairings:
-        lines += ["", "### CSP against the best baseline", ""]
-        lines.append(
-            "| target sparsity | best baseline | seeds | CSP − baseline test WER | CSP wins |"
-        )
-        lines.append("|---|---|---|---|---|")
+        lines += ["", f"### {comparison_heading(table)}", "", PAIRING_LEGEND, ""]
+        lines.append("| " + " | ".join(PAIRING_COLUMNS) + " |")
+        lines.append("|---" * len(PAIRING_COLUMNS) + "|")
         for pairing in pairings:
-            lines.append(
-                f"| {pairing.sparsity:g} | {pairing.baseline or '—'} | {len(pairing.seeds)} | "
-                f"{difference_text(pairing)} | {pairing.wins}/{len(pairing.seeds)} |"
-            )
+            cells = [cell.replace("|", "\\|") for cell in pairing_cells(pairing)]
+            lines.append("| " + " | ".join(cells) + " |")
         lines += [""] + [f"- {pairing.verdict}" for pairing in pairings]
     return "\n".join(lines) + "\n"
+
+
+PAIRING_COLUMNS = (
+    "target sparsity", "system", "compared with", "seeds", "Δ test WER, by seed", "wins",
+    "bootstrap Δ [95 % CI], p",
+)  # fmt: skip
+PAIRING_LEGEND = (
+    "Δ is the system's test WER minus the compared one's: by seed, mean ± std over the shared "
+    "seeds; bootstrap, the paired bootstrap over test utterances pooled over those seeds "
+    "(Bisani & Ney 2004, 10,000 resamples), with its 95 % interval and two-sided p."
+)
+
+
+def pairing_cells(pairing: Pairing) -> list[str]:
+    """The pairing's row, in `PAIRING_COLUMNS` order."""
+    bootstrap = "—" if pairing.bootstrap is None else bootstrap_text(pairing.bootstrap)
+    return [
+        f"{pairing.sparsity:g}",
+        pairing.system,
+        pairing.baseline or "—",
+        str(len(pairing.seeds)),
+        difference_text(pairing),
+        f"{pairing.wins}/{len(pairing.seeds)}",
+        bootstrap,
+    ]
 
 
 def difference_text(pairing: Pairing) -> str:

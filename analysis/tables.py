@@ -1,5 +1,7 @@
 """The paper's tables from an experiment: test WER per method × target sparsity, CSP paired
-against the best baseline, and the ablation of CSP's parts.
+against the best baseline, and the ablation of CSP's parts, each variant paired against full
+CSP. A pairing gives the seed-by-seed differences and, where the runs wrote per-utterance
+test records, the paired bootstrap over utterances pooled over seeds (`analysis.significance`).
 
 A entry aggregates the seeds of one method at one target sparsity: test WER mean ± sample
 standard deviation over the finished seeds, the relative change against the dense model, and
@@ -14,6 +16,8 @@ import statistics
 from dataclasses import dataclass, field
 
 from analysis.experiment import Experiment, Run
+from analysis.significance import Bootstrap, PairingError, paired_bootstrap, pooled_system
+from experiments.records import TEST_UTTERANCES
 from experiments.small_dense import LABEL as SMALL_DENSE
 from experiments.small_dense import TITLE as SMALL_DENSE_TITLE
 from lightning_modules.pruning.methods import METHODS
@@ -214,13 +218,17 @@ def ablation_table(experiment: Experiment) -> Table | None:
 
 @dataclass
 class Pairing:
-    """The proposed method against the best baseline at one target sparsity, seed by seed."""
+    """One system against another at one target sparsity: the proposed method against the
+    best baseline, or an ablation variant against full CSP."""
 
     sparsity: float
-    baseline: str | None
+    baseline: str | None  # the system compared with
     seeds: list[int]
-    differences: list[float]  # the proposed method's test WER − the baseline's, per seed
+    differences: list[float]  # the system's test WER − the baseline's, per seed
     verdict: str
+    system: str = ""
+    bootstrap: Bootstrap | None = None
+    bootstrap_note: str = ""  # why there is no bootstrap, when there is none
 
     @property
     def mean(self) -> float | None:
@@ -256,6 +264,38 @@ def _verdict(sparsity: float, proposed: str, baseline: str, differences: list[fl
     return f"{at}, {proposed} wins: its test WER is {-mean:.3f} lower than {baseline}'s ({spread})."
 
 
+def _bootstrap(
+    system: str, runs: list[Run], baseline: str, base_runs: list[Run]
+) -> tuple[Bootstrap | None, str]:
+    """The paired bootstrap of two systems' seeds, or why there is none."""
+    paths = [run.directory / TEST_UTTERANCES for run in [*runs, *base_runs]]
+    missing = [path for path in paths if not path.is_file()]
+    if missing:
+        return None, f"no per-utterance test records ({missing[0]})"
+    try:
+        own = pooled_system(system, paths[: len(runs)])
+        other = pooled_system(baseline, paths[len(runs) :])
+        return paired_bootstrap(own, other), ""
+    except (PairingError, ValueError) as error:
+        return None, str(error)
+
+
+def bootstrap_text(result: Bootstrap) -> str:
+    """`−0.012 [−0.020, −0.004], p = 0.002`."""
+    p = f"p < {1 / result.samples:g}" if result.p <= 1 / result.samples else f"p = {result.p:.3g}"
+    return f"{result.difference:+.3f} [{result.low:+.3f}, {result.high:+.3f}], {p}"
+
+
+def _bootstrap_sentence(pairing: Pairing) -> str:
+    result = pairing.bootstrap
+    if result is None:
+        return f" No paired bootstrap: {pairing.bootstrap_note}." if pairing.bootstrap_note else ""
+    return (
+        f" Paired bootstrap over {result.utterances} utterances × {result.seeds} seed(s): "
+        f"{result.verdict} ({bootstrap_text(result)})."
+    )
+
+
 def paired_comparison(table: Table) -> list[Pairing]:
     """Per sparsity: the proposed method's seeds paired with those of the compared method
     (baseline, floor or peer) with the lowest mean WER."""
@@ -282,7 +322,7 @@ def paired_comparison(table: Table) -> list[Pairing]:
         if not ranked or not own_runs:
             missing = proposed.name if not own_runs else "every baseline"
             verdict = f"At target sparsity {sparsity:g}, no comparison: {missing} has no result."
-            pairings.append(Pairing(sparsity, None, [], [], verdict))
+            pairings.append(Pairing(sparsity, None, [], [], verdict, proposed.name))
             continue
         best = min(ranked, key=lambda pair: pair[0])[1]
         base_runs = {run.seed: run for run in best.entries[sparsity].complete}
@@ -293,7 +333,54 @@ def paired_comparison(table: Table) -> list[Pairing]:
                 f"At target sparsity {sparsity:g}, no comparison: {proposed.name} and "
                 f"{best.name} share no complete seed."
             )
-        else:
-            verdict = _verdict(sparsity, proposed.name, best.name, differences)
-        pairings.append(Pairing(sparsity, best.name, seeds, differences, verdict))
+            pairings.append(Pairing(sparsity, best.name, [], [], verdict, proposed.name))
+            continue
+        verdict = _verdict(sparsity, proposed.name, best.name, differences)
+        result, note = _bootstrap(
+            proposed.name, [own_runs[s] for s in seeds], best.name, [base_runs[s] for s in seeds]
+        )
+        pairing = Pairing(
+            sparsity, best.name, seeds, differences, verdict, proposed.name, result, note
+        )
+        pairing.verdict += _bootstrap_sentence(pairing)
+        pairings.append(pairing)
+    return pairings
+
+
+def comparison_heading(table: Table) -> str:
+    """What a table's pairings compare."""
+    if table.kind == "main":
+        return "CSP against the best baseline"
+    return "Each variant against full CSP"
+
+
+def ablation_comparison(table: Table) -> list[Pairing]:
+    """Every ablation variant against full CSP (the row with the method's own label), per
+    target sparsity, on their shared seeds: does taking the part out change the test WER?"""
+    full = next((row for row in table.rows if row.label == row.method), None)
+    if full is None:
+        return []
+    pairings = []
+    for row in table.rows:
+        if row is full:
+            continue
+        for sparsity in table.sparsities:
+            own = {run.seed: run for run in row.entries[sparsity].complete}
+            base = {run.seed: run for run in full.entries[sparsity].complete}
+            seeds = sorted(set(own) & set(base))
+            at = f"At target sparsity {sparsity:g}, {row.name} against {full.name}"
+            if not seeds:
+                verdict = f"{at}: no comparison, no complete seed in both."
+                pairings.append(Pairing(sparsity, full.name, [], [], verdict, row.name))
+                continue
+            differences = [own[s].result.test_wer - base[s].result.test_wer for s in seeds]
+            mean = sum(differences) / len(differences)
+            verdict = f"{at}: test WER {mean:+.3f} on average over {len(seeds)} seed(s)."
+            result, note = _bootstrap(
+                row.name, [own[s] for s in seeds], full.name, [base[s] for s in seeds]
+            )
+            pairing = Pairing(sparsity, full.name, seeds, differences, verdict, row.name)
+            pairing.bootstrap, pairing.bootstrap_note = result, note
+            pairing.verdict += _bootstrap_sentence(pairing)
+            pairings.append(pairing)
     return pairings

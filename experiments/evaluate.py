@@ -171,6 +171,23 @@ def score(reference: str, hypothesis: str) -> dict[str, int]:
     }
 
 
+def utterance_records(
+    utterances: Sequence[Utterance], hypotheses: dict[str, str]
+) -> list[dict[str, Any]]:
+    """One record per utterance, sorted by id: its metadata, reference, hypothesis and
+    `score`; the lines of `utterances.jsonl`, which paired tests match by id."""
+    return [
+        {
+            **utterance.meta,
+            "id": utterance.id,
+            "reference": utterance.text,
+            "hypothesis": hypotheses[utterance.id],
+            **score(utterance.text, hypotheses[utterance.id]),
+        }
+        for utterance in sorted(utterances, key=lambda u: u.id)
+    ]
+
+
 def decode(
     model: RNNTSpeechRecognizer,
     utterances: Sequence[Utterance],
@@ -244,18 +261,7 @@ def evaluate(
     hypotheses = decode(model, utterances, beam, batch_seconds, progress, f"decoding {split}")
     decode_wall_s = time.perf_counter() - started
 
-    records = []
-    for utterance in sorted(utterances, key=lambda u: u.id):
-        hypothesis = hypotheses[utterance.id]
-        records.append(
-            {
-                **utterance.meta,
-                "id": utterance.id,
-                "reference": utterance.text,
-                "hypothesis": hypothesis,
-                **score(utterance.text, hypothesis),
-            }
-        )
+    records = utterance_records(utterances, hypotheses)
     totals = {
         key: sum(r[key] for r in records) for key in ("errors", "words", "char_errors", "chars")
     }

@@ -10,6 +10,8 @@ A run directory holds everything about the run:
     wandb/             the W&B run files (offline unless W&B is set up)
     real_test/         with `real_test`: the chosen checkpoint on real speech (`csp evaluate`
                        records: utterances.jsonl, summary.json)
+    test_utterances.jsonl  the test split, one line per utterance: reference, hypothesis and
+                       errors of the chosen checkpoint (what paired significance tests read)
     result.json        the final dev and test WER (and real-speech WER), sparsity and size
                        from the saved weights, parameter count and training time
 
@@ -33,7 +35,7 @@ from lightning.pytorch.loggers import Logger
 
 from experiments.bench import decoding_speedup
 from experiments.config import ConfigError, ExperimentConfig, dump_config
-from experiments.evaluate import evaluate, read_corpus_section, read_split
+from experiments.evaluate import evaluate, read_corpus_section, read_split, utterance_records
 from experiments.files import read_yaml
 from experiments.metrics import JsonlLogger
 from experiments.provenance import provenance
@@ -43,6 +45,7 @@ from experiments.records import (
     LAST_CHECKPOINT,
     METRICS,
     PACKED,
+    TEST_UTTERANCES,
     RunResult,
     write_json,
     write_result,
@@ -51,7 +54,7 @@ from experiments.tracking import finish_tracking, wandb_logger
 from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.asr.rnnt import bf16_lstm_runs_on_this_cpu
 from lightning_modules.data.datamodule import SpeechDataModule
-from lightning_modules.data.manifest import Utterance
+from lightning_modules.data.manifest import Utterance, write_jsonl_atomic
 from lightning_modules.data.real import build_real_corpus
 from lightning_modules.data.tokenizer import CharTokenizer, TokenizerSpec, WordPieceTokenizer
 from lightning_modules.data.validation import validate_corpus
@@ -289,6 +292,15 @@ def train(
         finish_tracking(trainer)
 
 
+def gathered(hypotheses: dict[str, str]) -> dict[str, str]:
+    """Every rank's test hypotheses (DDP tests each rank on its share of the split)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return hypotheses
+    shares: list[dict[str, str] | None] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(shares, hypotheses)
+    return {key: text for share in shares for key, text in (share or {}).items()}
+
+
 def fit_and_evaluate(
     config: ExperimentConfig,
     run_dir: Path,
@@ -308,6 +320,10 @@ def fit_and_evaluate(
     chosen = (best.best_model_path if best else "") or str(last)
     dev = trainer.validate(module, datamodule=data, ckpt_path=chosen, verbose=False)[0]
     test = trainer.test(module, datamodule=data, ckpt_path=chosen, verbose=False)[0]
+    hypotheses = gathered(module.test_hypotheses)
+    if trainer.is_global_zero:
+        records = utterance_records(data.splits["test"], hypotheses)
+        write_jsonl_atomic(run_dir / TEST_UTTERANCES, records)
     real = {}
     if config.real_test is not None and trainer.is_global_zero:
         summary = evaluate(

@@ -155,8 +155,8 @@ def test_a_term_of_weight_one_pulls_as_hard_as_the_task_gradient(
 def test_activation_calibration_is_spread_over_the_steps_before_each_sensing(
     tiny_corpus: Path,
 ) -> None:
-    """Sensing at 4, 8 and 12 with two calibration batches: one batch at each of steps 2 and
-    3, 6 and 7, 10 and 11, none at the sensing steps themselves."""
+    """Sensing at 4, 8 and 12 with two calibration batches: the training batches of steps 2
+    and 3, 6 and 7, 10 and 11 are watched, and no batch is gathered at a sensing step."""
     method = CompressedSensingPruning(
         SparsitySchedule(final=0.6, start=4, end=12, every=4),
         sensing="activation",
@@ -166,3 +166,17 @@ def test_activation_calibration_is_spread_over_the_steps_before_each_sensing(
     assert [step for step, _ in method.calibration.history] == [2, 3, 6, 7, 10, 11]
     assert method.calibration.refresh_step == 12
     assert all(not bool(mask.all()) for mask in method.masks.values())
+
+
+def test_lstm_hidden_states_read_from_the_output_equal_a_second_run() -> None:
+    """Watching the training forward, a one-layer LSTM's recurrent inputs come from its
+    output; they are the vectors that re-running the layer exposes."""
+    torch.manual_seed(0)
+    lstm = nn.LSTM(6, 5, batch_first=True)
+    sequence = torch.randn(3, 7, 6)
+    state = (torch.randn(1, 3, 5), torch.randn(1, 3, 5))
+    output = lstm(sequence, state)
+    from_output = _lstm_inputs(lstm, sequence, state, output)
+    rerun = _lstm_inputs(lstm, sequence, state)
+    for name in ("weight_ih_l0", "weight_hh_l0"):
+        assert torch.allclose(from_output[name], rerun[name], atol=1e-6), name

@@ -101,6 +101,8 @@ def test_evaluate_gives_the_runs_test_wer_from_checkpoint_and_packed_file(
         summary = json.loads((out / "summary.json").read_text())
         records = read_jsonl(out / "utterances.jsonl")
         assert summary["model_kind"] == label
+        # the run's own per-utterance test records: the same decoding, line for line
+        assert read_jsonl(trained["run_dir"] / "test_utterances.jsonl") == records
         assert summary["model"] == str(model)
         assert summary["split"] == "test" and summary["beam"] == 0
         assert summary["corpus"] == {"kind": "manifest", "path": str(tiny_corpus)}

@@ -24,7 +24,8 @@ from PIL import Image
 
 from analysis.experiment import load_experiment
 from analysis.figures import speedup_lines
-from analysis.tables import main_table
+from analysis.significance import paired_bootstrap, pooled_system
+from analysis.tables import bootstrap_text, main_table
 
 FIGURES = ("wer_vs_sparsity", "speedup_vs_sparsity", "sparsity_trajectories")
 FIGURES += ("csp_compression_error", "per_tensor_sparsity")
@@ -127,7 +128,7 @@ def test_paired_comparison_says_plainly_who_wins(reproduced: Path) -> None:
     csp = read(reproduced / "csp-s0.5-seed0" / "result.json")["test_wer"]
     gmp = read(reproduced / "gmp-s0.5-seed0" / "result.json")["test_wer"]
     text = (reproduced / "report" / "table.md").read_text(encoding="utf-8")
-    assert f"| 0.5 | GMP | 1 | {csp - gmp:+.3f} |" in text
+    assert f"| 0.5 | CSP | GMP | 1 | {csp - gmp:+.3f} |" in text
     if csp > gmp:
         verdict = f"CSP does not win: its test WER is {csp - gmp:.3f} higher than GMP's"
     elif csp == gmp:
@@ -136,6 +137,16 @@ def test_paired_comparison_says_plainly_who_wins(reproduced: Path) -> None:
         verdict = f"CSP wins: its test WER is {gmp - csp:.3f} lower than GMP's"
     assert f"At target sparsity 0.5, {verdict}" in text
     assert "one seed, so no spread: not conclusive" in text
+    # the paired bootstrap, recomputed here from the two runs' per-utterance test records
+    systems = [
+        pooled_system(name, [reproduced / f"{label}-s0.5-seed0" / "test_utterances.jsonl"])
+        for name, label in (("CSP", "csp"), ("GMP", "gmp"))
+    ]
+    assert systems[0].wer == pytest.approx(csp) and systems[1].wer == pytest.approx(gmp)
+    result = paired_bootstrap(*systems)
+    sentence = f"Paired bootstrap over {result.utterances} utterances × 1 seed(s): {result.verdict}"
+    assert f"{sentence} ({bootstrap_text(result)})." in text
+    assert f"| {bootstrap_text(result)} |" in text
 
 
 def test_report_page_renders_in_headless_chromium(reproduced: Path, tmp_path: Path) -> None:
@@ -274,10 +285,12 @@ def test_a_cell_whose_loss_becomes_nan_is_failed_with_its_last_sparsity(
 def test_a_failing_cell_fails_alone_and_the_ablation_table_shows_the_rest(
     reproduced: Path, tmp_path: Path
 ) -> None:
-    """Two CSP variants: ε = ∞ finishes; an overflowing sparsity weight raises during
-    training. The grid still completes and reports both."""
+    """Full CSP and two variants: ε = ∞ finishes; an overflowing sparsity weight raises during
+    training. The grid still completes, reports both, and pairs the finished variant against
+    full CSP."""
     runs = tmp_path / "runs"
     methods = {
+        "csp": {},
         "csp-no-when": {"method": "csp", "error_threshold": float("inf")},
         "csp-overflow": {"method": "csp", "sparsity_weight": 1.0e300},
     }
@@ -302,7 +315,23 @@ def test_a_failing_cell_fails_alone_and_the_ablation_table_shows_the_rest(
     failure = rows[("csp-overflow", 0.5)]["missing"]
     assert failure.startswith("failed: ") and cells["csp-overflow"]["reason"] in failure
     assert re.search(r"last sparsity \d\.\d{3}$", failure), failure
-    assert "ablation of CSP's parts" in (report / "table.md").read_text()
+    text = (report / "table.md").read_text()
+    assert "ablation of CSP's parts" in text and "### Each variant against full CSP" in text
+    full = read(runs / "variants" / "csp-s0.5-seed0" / "result.json")
+    difference = finished["test_wer"] - full["test_wer"]
+    records = {
+        label: [runs / "variants" / f"{label}-s0.5-seed0" / "test_utterances.jsonl"]
+        for label in ("csp", "csp-no-when")
+    }
+    result = paired_bootstrap(
+        pooled_system("CSP: no “when” rule (ε = ∞)", records["csp-no-when"]),
+        pooled_system("CSP", records["csp"]),
+    )
+    assert (
+        f"| 0.5 | CSP: no “when” rule (ε = ∞) | CSP | 1 | {difference:+.3f} | "
+        f"{int(difference < 0)}/1 | {bootstrap_text(result)} |"
+    ) in text
+    assert "against CSP: no comparison, no complete seed in both." in text  # the failed one
     # the dense model is the shared one, not trained again, and the table reads it
     assert f"dense model: complete, reused from {runs / 'tiny' / 'dense'}" in done.stdout
     assert not (runs / "variants" / "dense").exists()

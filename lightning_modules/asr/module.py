@@ -68,6 +68,9 @@ class RNNTSpeechRecognizer(pl.LightningModule):
             build_ctc_head(config, self.tokenizer.vocab_size) if config.ctc_weight > 0 else None
         )
         self._word_counts: dict[str, torch.Tensor] = {}
+        self.test_hypotheses: dict[str, str] = {}
+        """Utterance id → greedy hypothesis of the last test on this rank, for paired
+        significance tests between systems (`analysis.significance`)."""
 
     def losses(self, batch: Batch, with_ctc: bool = True) -> dict[str, torch.Tensor]:
         """Mean RNN-T loss per utterance of `batch` (blank prepended to the predictor input)
@@ -154,8 +157,13 @@ class RNNTSpeechRecognizer(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self._log_wer("dev_wer")
 
+    def on_test_epoch_start(self) -> None:
+        self.test_hypotheses = {}
+
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._count_errors("test_wer", batch["texts"], self.transcribe(batch))
+        hypotheses = self.transcribe(batch)
+        self.test_hypotheses.update(zip(batch["ids"], hypotheses, strict=True))
+        self._count_errors("test_wer", batch["texts"], hypotheses)
         if self.hparams.beam_width > 1:
             beam = self.transcribe(batch, self.hparams.beam_width)
             self._count_errors("test_wer_beam", batch["texts"], beam)

@@ -41,9 +41,10 @@ class InputStatistics:
         self.gram = torch.zeros(self.groups, self.dim, self.dim, dtype=torch.float64)
 
     def add(self, inputs: torch.Tensor) -> None:
-        """Add inputs of shape (groups, n, d)."""
-        inputs = inputs.detach().to(torch.float64).cpu()
-        self.gram += inputs.transpose(1, 2) @ inputs
+        """Add inputs of shape (groups, n, d): one batch's product in float32 where the inputs
+        are (a few thousand rows: exact enough), the running sum in float64 on the CPU."""
+        inputs = inputs.detach().float()
+        self.gram += (inputs.transpose(1, 2) @ inputs).to("cpu", torch.float64)
         self.count += inputs.shape[1]
 
     def hessian(self) -> torch.Tensor:
@@ -86,17 +87,23 @@ def _conv_patches(module: nn.Conv1d | nn.Conv2d, input: torch.Tensor) -> torch.T
     return patches.permute(1, 0, 3, 2).reshape(groups, batch * length, width // groups)
 
 
-def _lstm_inputs(module: nn.LSTM, input: Any, hx: Any) -> dict[str, torch.Tensor]:
-    """Per recurrent weight of `module`: the vectors it multiplies, from running the layers
-    one at a time (nn.LSTM does not expose the inputs of its inner layers)."""
+def _batch_first(module: nn.LSTM, sequence: Any) -> torch.Tensor:
+    if isinstance(sequence, PackedSequence):
+        sequence, _ = pad_packed_sequence(sequence, batch_first=module.batch_first)
+    if not module.batch_first:
+        sequence = sequence.transpose(0, 1)
+    return sequence.unsqueeze(0) if sequence.dim() == 2 else sequence
+
+
+def _lstm_inputs(
+    module: nn.LSTM, input: Any, hx: Any, output: Any = None
+) -> dict[str, torch.Tensor]:
+    """Per recurrent weight of `module`: the vectors it multiplies. A one-layer, one-way LSTM
+    shows them in its `output` (the hidden states, one step late); otherwise the layers run
+    again one at a time (nn.LSTM does not expose the inputs of its inner layers)."""
     if module.proj_size:
         raise ValueError("calibration of an LSTM with projections (proj_size) is not built")
-    if isinstance(input, PackedSequence):
-        input, _ = pad_packed_sequence(input, batch_first=module.batch_first)
-    if not module.batch_first:
-        input = input.transpose(0, 1)
-    if input.dim() == 2:
-        input = input.unsqueeze(0)
+    input = _batch_first(module, input)
     directions = 2 if module.bidirectional else 1
     batch = input.shape[0]
     if hx is None:
@@ -104,6 +111,10 @@ def _lstm_inputs(module: nn.LSTM, input: Any, hx: Any) -> dict[str, torch.Tensor
         hx = (zeros, zeros)
     elif hx[0].dim() == 2:
         hx = (hx[0].unsqueeze(1), hx[1].unsqueeze(1))
+    if output is not None and module.num_layers == 1 and directions == 1:
+        hidden = _batch_first(module, output[0])
+        previous = torch.cat([hx[0][0][:, None], hidden[:, :-1]], dim=1)
+        return {"weight_ih_l0": input, "weight_hh_l0": previous}
     inputs: dict[str, torch.Tensor] = {}
     layer_input = input
     for layer in range(module.num_layers):
@@ -146,11 +157,12 @@ class _Collector:
             self.statistics[name] = InputStatistics(inputs.shape[0], inputs.shape[2])
         self.statistics[name].add(inputs)
 
+    @torch.no_grad()
     def _hook(self, module: nn.Module, args: tuple, kwargs: dict[str, Any], output: Any) -> None:
         tensors = self._by_module[id(module)]
         if isinstance(module, nn.LSTM):
             hx = args[1] if len(args) > 1 else kwargs.get("hx")
-            by_attribute = _lstm_inputs(module, args[0] if args else kwargs["input"], hx)
+            by_attribute = _lstm_inputs(module, args[0] if args else kwargs["input"], hx, output)
             for tensor in tensors:
                 self._add(tensor.name, _flatten_rows(by_attribute[tensor.attribute]))
             return

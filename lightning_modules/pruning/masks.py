@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Mapping
 
@@ -14,13 +15,23 @@ _BAND_SAMPLE = 1 << 13
 _BAND_HALF_WIDTH = 0.015
 
 
+@functools.lru_cache(maxsize=64)
+def _sample_positions(numel: int) -> torch.Tensor:
+    """`_BAND_SAMPLE` positions in [0, numel), the same for every call. Drawn, not strided: a
+    stride that divides a weight's row length samples a few columns only, and when columns
+    differ in scale (they do: inputs differ) the band misses the k-th value and the full
+    `topk` runs after all."""
+    generator = torch.Generator().manual_seed(numel)
+    return torch.randint(0, numel, (_BAND_SAMPLE,), generator=generator)
+
+
 def select_top_k(flat: torch.Tensor, k: int) -> torch.Tensor:
     """Boolean mask of the `k` largest entries of a 1-D tensor, exactly `k` of them.
 
     `torch.topk` with k near N/2 dominates the cost of a mask update, so large tensors go
-    through a band: a strided sample locates the k-th value within ±1.5% in rank, everything
-    above the band is kept, and `topk` runs only inside the band. Same result as `topk`
-    (ties aside); deterministic, since the sample is strided, not random.
+    through a band: a sample locates the k-th value within ±1.5% in rank, everything above
+    the band is kept, and `topk` runs only inside the band. Same result as `topk` (ties
+    aside); deterministic, since the sample's positions are fixed (`_sample_positions`).
     """
     numel = flat.numel()
     mask = torch.zeros(numel, dtype=torch.bool, device=flat.device)
@@ -29,14 +40,14 @@ def select_top_k(flat: torch.Tensor, k: int) -> torch.Tensor:
     if k >= numel:
         return mask.fill_(True)
     if numel >= _BAND_MIN_SIZE:
-        sample = flat[:: numel // _BAND_SAMPLE]
+        sample = flat[_sample_positions(numel).to(flat.device)]
         rank = (1.0 - k / numel) * sample.numel()
         spread = _BAND_HALF_WIDTH * sample.numel()
         low = sample.kthvalue(max(int(rank - spread), 1)).values
         high = sample.kthvalue(min(int(rank + spread) + 1, sample.numel())).values
         above = flat > high
         band = torch.nonzero((flat >= low) & ~above).squeeze(1)
-        needed = k - int(above.sum())
+        needed = k - int(torch.count_nonzero(above))
         if 0 <= needed <= band.numel():
             mask |= above
             mask[band[torch.topk(flat[band], needed, sorted=False).indices]] = True

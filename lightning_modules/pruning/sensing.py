@@ -65,7 +65,7 @@ def from_blocks(blocks: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def hard_threshold(values: torch.Tensor, k: int, allowed: torch.Tensor) -> torch.Tensor:
     """The support of H_k: the `k` largest |values| among `allowed` entries (a bool mask);
     all allowed entries if fewer than `k` are."""
-    k = min(k, int(allowed.sum()))
+    k = min(k, int(torch.count_nonzero(allowed)))
     scores = torch.where(allowed, values.abs(), torch.tensor(-1.0, device=values.device))
     return select_top_k(scores.flatten(), k).view_as(values)
 
@@ -88,18 +88,24 @@ def normal_equations(
     return measurements @ phi, phi.T @ phi
 
 
-def _line_search_step(
-    direction: torch.Tensor, on_support: torch.Tensor, gram: torch.Tensor, lipschitz: torch.Tensor
+def _exact_step(
+    on_support: torch.Tensor, moved: torch.Tensor, lipschitz: torch.Tensor
 ) -> torch.Tensor:
-    """step × `direction`, with the exact line-search step of the least squares along the
-    support's part of the gradient, one per row (1/L where that part has no curvature)."""
-    curvature = ((on_support @ gram) * on_support).sum(dim=-1, keepdim=True)
-    step = torch.where(
+    """The exact line-search step of the least squares along `on_support` (whose product
+    with ΦᵀΦ is `moved`), one per row; 1/L where the direction has no curvature."""
+    curvature = (moved * on_support).sum(dim=-1, keepdim=True)
+    return torch.where(
         curvature > 0,
         on_support.square().sum(dim=-1, keepdim=True) / curvature.clamp_min(1e-30),
         1.0 / lipschitz,
     )
-    return step * direction
+
+
+def _line_search_step(
+    direction: torch.Tensor, on_support: torch.Tensor, gram: torch.Tensor, lipschitz: torch.Tensor
+) -> torch.Tensor:
+    """step × `direction`, with the exact step along the support's part of the gradient."""
+    return _exact_step(on_support, on_support @ gram, lipschitz) * direction
 
 
 def recover(
@@ -128,23 +134,31 @@ def recover(
     iteration so that k entries survive, then H_k. `project` is H_k's support; a sparsity
     pattern replaces it, so the recovery stays in the pattern.
     """
-    if k >= int(allowed.sum()):  # nothing to choose: every allowed entry the pattern allows
+    if k >= int(torch.count_nonzero(allowed)):  # nothing to choose: all the pattern allows
         support = project(start, k, allowed)
         return start * support, support
     # from zero, the first support is that of the gradient, Φᵀy (Blumensath & Davies' start)
     support = project(start if start.any() else correlation, k, allowed)
-    estimate = start * support
+    estimate = start * support.to(start.dtype)
     lipschitz = torch.linalg.matrix_norm(gram, ord=2).clamp_min(1e-30)
     lipschitz = lipschitz.reshape(*lipschitz.shape, 1, 1)
+    residual = None  # Y Φ − X̂ ΦᵀΦ of the current estimate, carried over from the debias step
     for _ in range(iterations):
         if method == "iht":
-            gradient = correlation - estimate @ gram
-            proposal = estimate + _line_search_step(gradient, gradient * support, gram, lipschitz)
+            kept = support.to(estimate.dtype)  # one cast, not one per product with the mask
+            gradient = correlation - estimate @ gram if residual is None else residual
+            proposal = estimate + _line_search_step(gradient, gradient * kept, gram, lipschitz)
             support = project(proposal, k, allowed)
-            estimate = proposal * support
-            # debias on the new support (Foucart's HTP, one gradient step of its least squares)
-            on_support = (correlation - estimate @ gram) * support
-            estimate = estimate + _line_search_step(on_support, on_support, gram, lipschitz)
+            kept = support.to(estimate.dtype)
+            estimate = proposal * kept
+            # debias on the new support (Foucart's HTP, one gradient step of its least squares);
+            # its product with ΦᵀΦ updates the residual, so an iteration costs three products
+            residual = correlation - estimate @ gram
+            on_support = residual * kept
+            moved = on_support @ gram
+            step = _exact_step(on_support, moved, lipschitz)
+            estimate = estimate + step * on_support
+            residual = residual - step * moved
         elif method == "ista":
             gradient = correlation - estimate @ gram
             estimate = _soft_threshold(estimate + gradient / lipschitz, k, allowed)

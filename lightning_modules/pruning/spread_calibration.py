@@ -1,10 +1,15 @@
 """Calibration spread over training steps: the input statistics a refresh at a known step
-needs, gathered one calibration batch per optimizer step over the steps just before it.
+needs, observed on the training forward passes of the steps just before it.
 
-CSP's activation sensing recalibrates at every mask update. Running all its calibration
-batches at the update would make that one step several steps long; spreading them keeps every
-step close to an ordinary one, at the price of statistics gathered on weights up to
-`batches` − 1 steps old. The batches are the same seeded training batches at every refresh.
+CSP's activation sensing recalibrates at every mask update. Separate calibration passes
+would cost more than a training step each (a forward in eval mode, and the LSTMs run again
+to expose their hidden states); instead, forward hooks watch the training batches of the
+`batches` steps before the refresh, so the only cost is the Gram products. The price:
+statistics of weights up to `batches` − 1 steps old, from training batches (dropout and
+SpecAugment included: the inputs the layers are trained on). A refresh with no steps before
+it in its window (the first update at step 0, a run resumed at its update step) gathers
+what is missing from seeded calibration batches. Under DDP the ranks' sums are added, so
+every rank senses on the same statistics.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch
 
 from lightning_modules.pruning.calibration import (
     InputStatistics,
+    _Collector,
     calibration_batches,
     check_calibration_batches,
     collect_input_statistics,
@@ -26,12 +32,13 @@ from lightning_modules.pruning.targets import PrunableTensor
 
 
 class SpreadCalibration:
-    """Input statistics for the refresh at `refresh_step`, batch j gathered at step
-    `refresh_step − batches + j` (and every batch still missing at the refresh itself).
+    """Input statistics for the refresh at `refresh_step`, observed on the training batch
+    of each step `refresh_step − batches + j` (j < `batches`), completed from seeded
+    calibration batches at the refresh when steps were missed.
 
     Args:
-        batches: calibration batches per refresh (`calibration_batches`).
-        seed: chooses the batches (the datamodule's seeded calibration set).
+        batches: training batches per refresh (`calibration_batches`).
+        seed: chooses the fallback calibration batches (the datamodule's seeded set).
     """
 
     def __init__(self, batches: int, seed: int) -> None:
@@ -42,45 +49,68 @@ class SpreadCalibration:
         self.refresh_step: int | None = None
         self.history: list[tuple[int, float]] = []
         """(global step, seconds) of every gathering, for the overhead benchmark."""
-        self._batches: list[Any] | None = None
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._observing: tuple[int, float] | None = None  # (step, start time)
 
-    def advance(
+    def _reset_for(self, refresh_step: int) -> None:
+        if refresh_step != self.refresh_step:
+            self.statistics, self.collected, self.refresh_step = {}, 0, refresh_step
+
+    def observe(self, tensors: Sequence[PrunableTensor], step: int, refresh_step: int) -> None:
+        """Watch this step's training forward if it is one of the refresh's steps."""
+        self._reset_for(refresh_step)
+        if not refresh_step - self.batches <= step < refresh_step or self.collected >= self.batches:
+            return
+        self._handles = _Collector(tensors, self.statistics).attach()
+        self._observing = (step, time.perf_counter())
+
+    def stop_observing(self) -> None:
+        """After the step's forward: detach the hooks and count the batch."""
+        if self._observing is None:
+            return
+        for handle in self._handles:
+            handle.remove()
+        step, started = self._observing
+        self._handles, self._observing = [], None
+        self.collected += 1
+        self.history.append((step, time.perf_counter() - started))
+
+    def complete(
         self,
         trainer: pl.Trainer,
         pl_module: pl.LightningModule,
         tensors: Sequence[PrunableTensor],
-        step: int,
         refresh_step: int,
     ) -> None:
-        """Gather what is due at `step` for the refresh at `refresh_step`."""
-        if refresh_step != self.refresh_step:
-            self.statistics, self.collected, self.refresh_step = {}, 0, refresh_step
-        if step >= refresh_step:
-            due = self.batches
-        else:
-            due = max(0, step - (refresh_step - self.batches) + 1)
-        if due <= self.collected:
+        """At the refresh: gather the batches its steps did not provide."""
+        self._reset_for(refresh_step)
+        if self.collected >= self.batches:
             return
         started = time.perf_counter()
-        if self._batches is None:
-            self._batches = calibration_batches(trainer, pl_module, self.batches, self.seed)
-        collect_input_statistics(
-            pl_module, tensors, self._batches[self.collected : due], into=self.statistics
-        )
-        self.collected = due
-        self.history.append((step, time.perf_counter() - started))
+        missing = calibration_batches(trainer, pl_module, self.batches, self.seed)[self.collected :]
+        collect_input_statistics(pl_module, tensors, missing, into=self.statistics)
+        self.collected = self.batches
+        self.history.append((trainer.global_step, time.perf_counter() - started))
 
-    def hessians(self, refresh_step: int, device: torch.device) -> dict[str, torch.Tensor]:
-        """XᵀX / n per tensor, (groups, d, d) in float32, complete for `refresh_step`."""
+    def hessians(self, trainer: pl.Trainer, refresh_step: int) -> dict[str, torch.Tensor]:
+        """XᵀX / n per tensor, (groups, d, d) in float32 on the module's device, summed over
+        the DDP ranks, complete for `refresh_step`."""
         if self.refresh_step != refresh_step or self.collected < self.batches:
             raise RuntimeError(
                 f"calibration for step {refresh_step} is incomplete: {self.collected} of "
                 f"{self.batches} batches gathered for step {self.refresh_step}"
             )
-        return {
-            name: statistics.hessian().to(device, torch.float32)
-            for name, statistics in self.statistics.items()
-        }
+        device = trainer.lightning_module.device
+        strategy = trainer.strategy
+        hessians = {}
+        for name, statistics in self.statistics.items():
+            gram = statistics.gram.to(device)
+            count = torch.tensor(float(statistics.count), dtype=torch.float64, device=device)
+            if trainer.world_size > 1:
+                gram = strategy.reduce(gram, reduce_op="sum")
+                count = strategy.reduce(count, reduce_op="sum")
+            hessians[name] = (gram / count.clamp_min(1)).to(torch.float32)
+        return hessians
 
     def metrics(self) -> dict[str, float]:
         return {
