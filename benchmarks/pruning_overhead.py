@@ -4,7 +4,11 @@ Trains the small preset on the small corpus for the same steps, with the same ba
 same order, dense (first and last) and with every registered method (default settings, the
 pruning window over the measured steps) and CSP with each sensing kind, and writes the mean
 step time of each divided by dense's to benchmarks/results/pruning_overhead.json, with the
-median of the step-by-step ratios and the update steps' own time (`update_steps`).
+median of the step-by-step ratios and the update steps' own time (`update_steps`). The
+machine's speed drifts between runs by more than the effects measured (methods that add
+nothing measurable read 0.85-1.1x), so each method's own work is also clocked inside its run:
+the seconds spent in its callback hooks and the forward hooks it attaches, per step, over
+dense's mean step (`hook_ratio`: 1 + that share).
 
 CSP's cost is all in its mean: sensing, previews and activation sensing's calibration (spread
 over the steps before each update) stay in the steps they fell in. The one-shot data-aware
@@ -18,12 +22,13 @@ Goal (issues 3, 13): CSP with every sensing kind ≤ 1.10× dense in mean, GMP �
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import functools
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +43,7 @@ from lightning_modules.data.manifest import read_manifest
 from lightning_modules.data.synth import render_corpus
 from lightning_modules.data.tokenizer import CharTokenizer
 from lightning_modules.data.validation import validate_corpus
+from lightning_modules.pruning import calibration as calibration_module
 from lightning_modules.pruning.methods import METHODS
 from lightning_modules.pruning.methods.csp import CompressedSensingPruning
 from lightning_modules.pruning.schedules import SparsitySchedule
@@ -63,6 +69,61 @@ class StepTimer(pl.Callback):
         self._last = now
 
 
+TIMED_HOOKS = (
+    "on_train_batch_start",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+    "on_train_batch_end",
+    "on_train_epoch_end",
+)
+
+
+class HookClock:
+    """Wall time spent inside one callback's own hooks (and the forward hooks that it attaches
+    to the model: activation sensing's statistics), by global step. Measured inside the run,
+    it does not drift with the machine's speed between runs, as whole-step ratios do."""
+
+    def __init__(self, method: pl.Callback) -> None:
+        self.seconds: dict[int, float] = {}
+        self.step = 0
+        for name in TIMED_HOOKS:
+            setattr(method, name, self._timed(getattr(method, name)))
+
+    def _timed(self, hook: Callable) -> Callable:
+        def timed(trainer: pl.Trainer, *args: Any, **kwargs: Any) -> Any:
+            self.step = trainer.global_step
+            with self.measure():
+                return hook(trainer, *args, **kwargs)
+
+        return timed
+
+    @contextlib.contextmanager
+    def measure(self) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - started
+            self.seconds[self.step] = self.seconds.get(self.step, 0.0) + elapsed
+
+
+@contextlib.contextmanager
+def forward_hooks_timed(clock: HookClock) -> Iterator[None]:
+    """Count the calibration forward hooks' time in `clock` while the block runs."""
+    original = calibration_module._Collector._hook
+
+    def timed(collector: Any, *args: Any, **kwargs: Any) -> None:
+        with clock.measure():
+            original(collector, *args, **kwargs)
+
+    calibration_module._Collector._hook = timed
+    try:
+        yield
+    finally:
+        calibration_module._Collector._hook = original
+
+
 def variants(schedule: SparsitySchedule) -> dict[str, Callable[[], pl.Callback]]:
     """Every registered method with its defaults, and CSP with each other sensing kind."""
     made: dict[str, Callable[[], pl.Callback]] = {
@@ -78,13 +139,15 @@ def variants(schedule: SparsitySchedule) -> dict[str, Callable[[], pl.Callback]]
 
 def time_steps(
     data: SpeechDataModule, steps: int, epoch: int, method: pl.Callback | None
-) -> list[float]:
-    """Per-step times of `steps` steps; epochs of `epoch` batches, so Lightning's ModelPruning
-    (which prunes at epoch ends) updates as often as the others. A one-shot baseline's
-    calibration is taken out of the step it fell in; CSP's stays in."""
+) -> tuple[list[float], float]:
+    """Per-step times of `steps` steps, and the method's own hook seconds per measured step;
+    epochs of `epoch` batches, so Lightning's ModelPruning (which prunes at epoch ends)
+    updates as often as the others. A one-shot baseline's calibration is taken out of both;
+    CSP's stays in."""
     pl.seed_everything(0, verbose=False)
     module = RNNTSpeechRecognizer(model=model_config("small").model_dump(), max_steps=steps)
     timer = StepTimer()
+    clock = HookClock(method) if method else None
     trainer = pl.Trainer(
         accelerator="cpu",
         max_steps=steps,
@@ -97,8 +160,10 @@ def time_steps(
         callbacks=[*([method] if method else []), timer],
         use_distributed_sampler=False,
     )
-    trainer.fit(module, datamodule=data)
+    with forward_hooks_timed(clock) if clock else contextlib.nullcontext():
+        trainer.fit(module, datamodule=data)
     times = timer.times[WARMUP:]
+    hooks = sum(s for step, s in clock.seconds.items() if step > WARMUP) if clock else 0.0
     calibration = getattr(method, "calibration", None)
     if isinstance(method, CompressedSensingPruning):
         calibration = None
@@ -106,7 +171,8 @@ def time_steps(
         index = step - 1 - WARMUP  # timer.times[i] is the step that ended at batch i + 1
         if 0 <= index < len(times):
             times[index] -= seconds
-    return times
+            hooks -= seconds
+    return times, hooks / len(times)
 
 
 def update_cost(times: list[float], dense: list[float], index: list[int]) -> dict[str, float]:
@@ -140,16 +206,17 @@ def main() -> None:
     ]
 
     # dense runs first and last, so a drift of the machine's speed during the run is averaged
-    first_dense = time_steps(data, args.steps, args.every, None)
+    first_dense, _ = time_steps(data, args.steps, args.every, None)
     times: dict[str, list[float]] = {}
+    hook_s: dict[str, float] = {}
     calibration: dict[str, float] = {}
     for name, make in chosen.items():
         method = make()
-        times[name] = time_steps(data, args.steps, args.every, method)
+        times[name], hook_s[name] = time_steps(data, args.steps, args.every, method)
         if hasattr(method, "calibration") and not isinstance(method, CompressedSensingPruning):
             calibration[name] = method.calibration.wall_s
         print(f"{name}: mean step {statistics.mean(times[name]):.3f} s", flush=True)
-    last_dense = time_steps(data, args.steps, args.every, None)
+    last_dense, _ = time_steps(data, args.steps, args.every, None)
     times["dense"] = [(a + b) / 2 for a, b in zip(first_dense, last_dense, strict=True)]
     dense = statistics.mean(times["dense"])
     result: dict[str, Any] = {
@@ -163,6 +230,8 @@ def main() -> None:
             for name, values in times.items()
             if name != "dense"
         },
+        "hook_ratio": {name: (dense + seconds) / dense for name, seconds in hook_s.items()},
+        "hook_s_per_step": hook_s,
         "mean_step_s": {name: statistics.mean(values) for name, values in times.items()},
         "update_steps": {
             name: update_cost(values, times["dense"], update_index)

@@ -147,6 +147,8 @@ class _Collector:
         statistics: dict[str, InputStatistics] | None = None,
     ) -> None:
         self.statistics = statistics if statistics is not None else {}
+        self.seconds = 0.0
+        """Wall time spent in the hooks (what watching a training forward costs)."""
         self._by_module: dict[int, list[PrunableTensor]] = {}
         for tensor in tensors:
             self._by_module.setdefault(id(tensor.module), []).append(tensor)
@@ -157,8 +159,13 @@ class _Collector:
             self.statistics[name] = InputStatistics(inputs.shape[0], inputs.shape[2])
         self.statistics[name].add(inputs)
 
-    @torch.no_grad()
     def _hook(self, module: nn.Module, args: tuple, kwargs: dict[str, Any], output: Any) -> None:
+        started = time.perf_counter()
+        self._record(module, args, kwargs, output)
+        self.seconds += time.perf_counter() - started
+
+    @torch.no_grad()
+    def _record(self, module: nn.Module, args: tuple, kwargs: dict[str, Any], output: Any) -> None:
         tensors = self._by_module[id(module)]
         if isinstance(module, nn.LSTM):
             hx = args[1] if len(args) > 1 else kwargs.get("hx")

@@ -48,9 +48,10 @@ class SpreadCalibration:
         self.collected = 0
         self.refresh_step: int | None = None
         self.history: list[tuple[int, float]] = []
-        """(global step, seconds) of every gathering, for the overhead benchmark."""
+        """(global step, seconds) of every gathering: the hooks' time when watching a training
+        forward, the whole pass for seeded batches."""
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
-        self._observing: tuple[int, float] | None = None  # (step, start time)
+        self._observing: tuple[int, _Collector] | None = None  # (step, its hooks)
 
     def _reset_for(self, refresh_step: int) -> None:
         if refresh_step != self.refresh_step:
@@ -61,8 +62,9 @@ class SpreadCalibration:
         self._reset_for(refresh_step)
         if not refresh_step - self.batches <= step < refresh_step or self.collected >= self.batches:
             return
-        self._handles = _Collector(tensors, self.statistics).attach()
-        self._observing = (step, time.perf_counter())
+        collector = _Collector(tensors, self.statistics)
+        self._handles = collector.attach()
+        self._observing = (step, collector)
 
     def stop_observing(self) -> None:
         """After the step's forward: detach the hooks and count the batch."""
@@ -70,10 +72,10 @@ class SpreadCalibration:
             return
         for handle in self._handles:
             handle.remove()
-        step, started = self._observing
+        step, collector = self._observing
         self._handles, self._observing = [], None
         self.collected += 1
-        self.history.append((step, time.perf_counter() - started))
+        self.history.append((step, collector.seconds))
 
     def complete(
         self,
