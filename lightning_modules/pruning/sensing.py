@@ -88,21 +88,37 @@ def normal_equations(
     return measurements @ phi, phi.T @ phi
 
 
+class _Lipschitz:
+    """‖ΦᵀΦ‖₂, the gradient's Lipschitz constant, computed on first use: an SVD of each Gram,
+    which for activation sensing (d × d, d up to the layer width) costs more than the
+    iterations that rarely need it."""
+
+    def __init__(self, gram: torch.Tensor) -> None:
+        self.gram = gram
+        self._value: torch.Tensor | None = None
+
+    @property
+    def value(self) -> torch.Tensor:
+        if self._value is None:
+            norm = torch.linalg.matrix_norm(self.gram, ord=2).clamp_min(1e-30)
+            self._value = norm.reshape(*norm.shape, 1, 1)
+        return self._value
+
+
 def _exact_step(
-    on_support: torch.Tensor, moved: torch.Tensor, lipschitz: torch.Tensor
+    on_support: torch.Tensor, moved: torch.Tensor, lipschitz: _Lipschitz
 ) -> torch.Tensor:
     """The exact line-search step of the least squares along `on_support` (whose product
     with ΦᵀΦ is `moved`), one per row; 1/L where the direction has no curvature."""
     curvature = (moved * on_support).sum(dim=-1, keepdim=True)
-    return torch.where(
-        curvature > 0,
-        on_support.square().sum(dim=-1, keepdim=True) / curvature.clamp_min(1e-30),
-        1.0 / lipschitz,
-    )
+    exact = on_support.square().sum(dim=-1, keepdim=True) / curvature.clamp_min(1e-30)
+    if bool((curvature > 0).all()):
+        return exact
+    return torch.where(curvature > 0, exact, 1.0 / lipschitz.value)
 
 
 def _line_search_step(
-    direction: torch.Tensor, on_support: torch.Tensor, gram: torch.Tensor, lipschitz: torch.Tensor
+    direction: torch.Tensor, on_support: torch.Tensor, gram: torch.Tensor, lipschitz: _Lipschitz
 ) -> torch.Tensor:
     """step × `direction`, with the exact step along the support's part of the gradient."""
     return _exact_step(on_support, on_support @ gram, lipschitz) * direction
@@ -140,8 +156,7 @@ def recover(
     # from zero, the first support is that of the gradient, Φᵀy (Blumensath & Davies' start)
     support = project(start if start.any() else correlation, k, allowed)
     estimate = start * support.to(start.dtype)
-    lipschitz = torch.linalg.matrix_norm(gram, ord=2).clamp_min(1e-30)
-    lipschitz = lipschitz.reshape(*lipschitz.shape, 1, 1)
+    lipschitz = _Lipschitz(gram)
     residual = None  # Y Φ − X̂ ΦᵀΦ of the current estimate, carried over from the debias step
     for _ in range(iterations):
         if method == "iht":
@@ -161,7 +176,7 @@ def recover(
             residual = residual - step * moved
         elif method == "ista":
             gradient = correlation - estimate @ gram
-            estimate = _soft_threshold(estimate + gradient / lipschitz, k, allowed)
+            estimate = _soft_threshold(estimate + gradient / lipschitz.value, k, allowed)
             support = estimate != 0
         else:
             raise ValueError(f"recovery must be one of {RECOVERY_KINDS}, got {method!r}")
