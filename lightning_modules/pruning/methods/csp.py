@@ -369,6 +369,7 @@ class CompressedSensingPruning(SparsePruning):
         trainer = pl_module.trainer
         log_now = step % max(trainer.log_every_n_steps, 1) == 0
         logged: dict[str, list[float]] = {}
+        scales: list[tuple[str, str, torch.Tensor, torch.Tensor]] = []
         with torch.no_grad():
             for tensor in self.tensors:
                 weight, name = tensor.parameter, tensor.name
@@ -385,7 +386,9 @@ class CompressedSensingPruning(SparsePruning):
                     terms.append(("reconstruction", self.reconstruction_weight, difference))
                 for label, strength, direction in terms:
                     norm = direction.norm()
-                    direction.mul_(strength * task_norm / norm.clamp_min(1e-30))
+                    scale = strength * task_norm / norm.clamp_min(1e-30)
+                    scales.append((label, name, scale, task_norm))
+                    direction.mul_(scale)
                     weight.grad.add_(direction)
                     if log_now:
                         ratio = float(direction.norm() / task_norm.clamp_min(1e-30))
@@ -398,11 +401,28 @@ class CompressedSensingPruning(SparsePruning):
                 if log_now:
                     for label, value in self._term_values(weight, name).items():
                         logged.setdefault(f"csp/{label}_term", []).append(value)
+        self._check_finite(scales)
         if log_now:
             pl_module.log_dict(
                 {key: sum(values) / len(values) for key, values in logged.items()},
                 on_step=True,
                 on_epoch=False,
+            )
+
+    def _check_finite(self, scales: list[tuple[str, str, torch.Tensor, torch.Tensor]]) -> None:
+        """Refuse a term whose gradient overflowed while the task's is finite: λ is too large
+        for the float type (a non-finite task gradient is the loss's divergence, not ours)."""
+        if not scales:
+            return
+        values = torch.stack([torch.stack([scale, task]) for _, _, scale, task in scales])
+        bad = torch.isfinite(values[:, 1]) & ~torch.isfinite(values[:, 0])
+        if bool(bad.any()):
+            label, name, _, task = scales[int(bad.nonzero()[0])]
+            option = f"{label}_weight"
+            strength = getattr(self, option)
+            raise FloatingPointError(
+                f"[csp] the {label} term's gradient on {name} overflows: {option} {strength:g} × "
+                f"the task gradient's norm {float(task):.3g} is not finite; lower {option}"
             )
 
     def _term_values(self, weight: torch.Tensor, name: str) -> dict[str, float]:
