@@ -317,15 +317,7 @@ class CompressedSensingPruning(SparsePruning):
     def _next_sensing(self, step: int) -> int | None:
         """The first step ≥ `step` that senses: a schedule update or a preview refresh."""
         schedule = self.schedule
-        if step <= schedule.start:
-            update: int | None = schedule.start
-        elif step > schedule.last_update:
-            update = None
-        else:
-            update = min(
-                schedule.start + -(-(step - schedule.start) // schedule.every) * schedule.every,
-                schedule.end,
-            )
+        update = self._next_update(step - 1)  # the first schedule update at or after `step`
         previews = range(self.regularization_start, schedule.start, schedule.every)
         upcoming = [p for p in previews if p >= step and self._regularizing(p)]
         candidates = [c for c in (update, *upcoming[:1]) if c is not None]
