@@ -1,6 +1,7 @@
 """The report's figures (matplotlib, saved as PNG and SVG): WER against sparsity, measured
 decoding speed-up against sparsity, sparsity over training steps, CSP's per-tensor
-compression error, and the final sparsity per tensor.
+compression error, the final sparsity per tensor, test WER by voice, and the overlap of the
+methods' masks.
 
 Every function draws from the run records only and returns None when there is nothing to
 draw (no CSP run, no complete cell), so the report can say so instead of showing an empty
@@ -18,7 +19,9 @@ matplotlib.use("Agg")  # files only: no display, no GUI toolkit
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from analysis.breakdown import Breakdown, hurt_most  # noqa: E402
 from analysis.experiment import Experiment, Run  # noqa: E402
+from analysis.mask_overlap import Overlap  # noqa: E402
 from analysis.tables import Entry, Table, role  # noqa: E402
 from lightning_modules.pruning.methods import METHODS  # noqa: E402
 from lightning_modules.pruning.registry import Role  # noqa: E402
@@ -237,4 +240,58 @@ def per_tensor_sparsity(experiment: Experiment, names: dict[str, str]) -> Figure
         axes.set(title=f"target sparsity {sparsity:g}", ylabel="final sparsity", ylim=(0, 1))
         axes.legend(fontsize=7)
     figure.suptitle(f"{experiment.name}: final sparsity per tensor (saved weights)")
+    return figure
+
+
+def voice_heatmap(breakdown: Breakdown) -> Figure | None:
+    """Test WER of every system (columns) on every test voice (rows, worst hurt first)."""
+    sparsities = sorted({s.sparsity for s in breakdown.systems if s.sparsity > 0})
+    if not sparsities:
+        return None
+    voices = hurt_most(breakdown, sparsities[-1])
+    values = [[breakdown.wer(system, voice) for system in breakdown.systems] for voice in voices]
+    grid = [[float("nan") if v is None else v for v in row] for row in values]
+    height = 1.8 + 0.22 * len(voices)
+    figure, axes = plt.subplots(figsize=(2.0 + 0.45 * len(breakdown.systems), height))
+    image = axes.imshow(grid, aspect="auto", cmap="magma_r", vmin=0, vmax=1)
+    axes.set_xticks(range(len(breakdown.systems)))
+    axes.set_xticklabels([s.title for s in breakdown.systems], rotation=75, fontsize=7)
+    axes.set_yticks(range(len(voices)))
+    axes.set_yticklabels(voices, fontsize=6)
+    figure.colorbar(image, ax=axes, label="test WER")
+    axes.set_title("test WER by voice (rows: the voices pruning hurts most first)", fontsize=9)
+    return figure
+
+
+def overlap_heatmaps(overlaps: list[Overlap]) -> Figure | None:
+    """Pooled Jaccard overlap of the kept weights, one matrix per target sparsity."""
+    sparsities = sorted({o.sparsity for o in overlaps})
+    if not sparsities:
+        return None
+    most = max(
+        len({n for o in overlaps if o.sparsity == s for n in (o.a, o.b)}) for s in sparsities
+    )
+    side = 3.0 + 0.55 * most
+    figure, grid = plt.subplots(
+        1, len(sparsities), figsize=(side * len(sparsities), side), squeeze=False
+    )
+    panels = list(grid[0])
+    for axes, sparsity in zip(panels, sparsities, strict=True):
+        here = [o for o in overlaps if o.sparsity == sparsity]
+        names = list(dict.fromkeys([n for o in here for n in (o.a, o.b)]))
+        value = {(o.a, o.b): o.jaccard() for o in here} | {(o.b, o.a): o.jaccard() for o in here}
+        grid = [[1.0 if a == b else value.get((a, b), float("nan")) for b in names] for a in names]
+        image = axes.imshow(grid, cmap="viridis", vmin=0, vmax=1)
+        for i, row in enumerate(grid):
+            for j, cell in enumerate(row):
+                if cell == cell:  # not NaN
+                    axes.text(j, i, f"{cell:.2f}", ha="center", va="center", fontsize=6, color="w")
+        axes.set_xticks(range(len(names)))
+        axes.set_xticklabels(names, rotation=60, fontsize=7, ha="right", rotation_mode="anchor")
+        axes.set_yticks(range(len(names)))
+        axes.set_yticklabels(names, fontsize=7)
+        chance = sum(o.chance() for o in here) / len(here)
+        axes.set_title(f"target sparsity {sparsity:g} (random masks: {chance:.2f})", fontsize=9)
+        figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="Jaccard overlap")
+    figure.suptitle("Overlap of the weights the methods kept (saved weights)")
     return figure

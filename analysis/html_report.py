@@ -7,12 +7,14 @@ import base64
 import html
 import json
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 import yaml
 
+from analysis.detail_tables import Grid
 from analysis.experiment import Experiment
 from analysis.table_formats import (
     LEGEND,
@@ -105,6 +107,16 @@ def pairings_html(table: Table, pairings: list[Pairing]) -> str:
         f"<h3>{_e(comparison_heading(table))}</h3><p>{chosen}{_e(PAIRING_LEGEND)}</p>"
         f"<table><tr>{head}</tr>{rows}</table><ul>{verdicts}</ul>"
     )
+
+
+def grid_html(grid: Grid) -> str:
+    """A detail table (by condition, by voice, mask overlap)."""
+    head = "".join(f"<th>{_e(cell)}</th>" for cell in grid.header)
+    body = "".join(
+        f"<tr><th>{_e(row[0])}</th>" + "".join(f"<td>{_e(c)}</td>" for c in row[1:]) + "</tr>"
+        for row in grid.rows
+    )
+    return f"<h3>{_e(grid.title)}</h3><p>{_e(grid.legend)}</p><table><tr>{head}</tr>{body}</table>"
 
 
 def runs_html(experiment: Experiment) -> str:
@@ -213,6 +225,7 @@ def experiment_html(
     tables: list[tuple[Table, list[Pairing]]],
     figures: list[tuple[str, Path]],
     notes: list[str],
+    details: Sequence[Grid] = (),
 ) -> str:
     parts = [f"<h2>Experiment {_e(experiment.name)}</h2><p>Records: {_e(experiment.root)}</p>"]
     for table, pairings in tables:
@@ -224,5 +237,6 @@ def experiment_html(
         parts.append(f"<h3>Missing and failed runs</h3><ul>{items}</ul>")
     parts += [f"<h3>{_e(title)}</h3>{image(path, title)}" for title, path in figures]
     parts += [f"<p>{_e(note)}</p>" for note in notes]
+    parts += [grid_html(grid) for grid in details]
     parts += [runs_html(experiment), configs_html(experiment), provenance_html(experiment)]
     return "".join(parts)

@@ -2,10 +2,14 @@
 
 Writes into the output folder:
 
-    table.md, table.tex, table.csv   the main table (and the ablation table) of every experiment
+    table.md, table.tex, table.csv   the main table (and the ablation table) of every experiment,
+                                     then test WER by condition, engine and voice and the
+                                     overlap of the methods' masks (in table.md)
+    breakdown.csv, mask_overlap.csv  those two, every number unrounded
     figures/*.png, figures/*.svg     WER vs sparsity, decoding speed-up vs sparsity, sparsity
                                      trajectories, CSP's compression error, final sparsity per
-                                     tensor; per study its Pareto front and parameter importance
+                                     tensor, WER by voice, mask overlap; per study its Pareto
+                                     front and parameter importance
     report.html                      all of it in one self-contained page
 
 Every input is read and checked before anything is drawn, so bad records fail fast with the
@@ -21,8 +25,19 @@ import optuna
 
 from analysis import figures as draw
 from analysis import studies as study_plots
+from analysis.breakdown import Breakdown, breakdowns
+from analysis.detail_tables import (
+    Grid,
+    breakdown_csv,
+    breakdown_grid,
+    grid_markdown,
+    overlap_csv,
+    overlap_grids,
+    voice_grid,
+)
 from analysis.experiment import Experiment, ReportError, load_experiment
 from analysis.html_report import experiment_html, page, study_html
+from analysis.mask_overlap import Overlap, mask_overlaps
 from analysis.table_formats import to_csv, to_latex, to_markdown
 from analysis.tables import (
     Pairing,
@@ -82,6 +97,35 @@ def _experiment_figures(
     return drawn, notes
 
 
+def _details(
+    experiment: Experiment, tables: list[Table], out: Path
+) -> tuple[list[Breakdown], list[Overlap], list[Grid], list[tuple[str, Path]], list[str]]:
+    """Test WER by condition, engine and voice, and the masks' overlap: tables, figures and
+    a note for what cannot be shown."""
+    found, why = breakdowns(tables)
+    overlaps = mask_overlaps(tables)
+    grids, drawn, notes = [], [], []
+    if not found:
+        notes.append(f"Test WER by condition and voice: not shown, {why}.")
+    for breakdown in found:
+        if breakdown.grouping == "voice":
+            grids.append(voice_grid(breakdown, experiment.name))
+            figure = draw.voice_heatmap(breakdown)
+            if figure is not None:
+                title = "Test WER by voice and system"
+                drawn.append((title, draw.save(figure, out, f"{experiment.name}-wer_by_voice")))
+        else:
+            grids.append(breakdown_grid(breakdown, experiment.name))
+    grids += overlap_grids(overlaps, experiment.name)
+    figure = draw.overlap_heatmaps(overlaps)
+    if figure is None:
+        notes.append("Mask overlap: not shown, no two methods finished a shared seed.")
+    else:
+        title = "Overlap of the kept weights (Jaccard)"
+        drawn.append((title, draw.save(figure, out, f"{experiment.name}-mask_overlap")))
+    return found, overlaps, grids, drawn, notes
+
+
 def _study_section(study: optuna.Study, out: Path) -> str:
     found = study_plots.importances(study)
     front = "Pareto front" if len(study.directions) > 1 else "Values over trials"
@@ -110,6 +154,8 @@ def write_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     markdown, latex, tables, sections = [f"# Results\n\n{CSP_NOTE}\n"], [], [], []
+    found_breakdowns: dict[str, list[Breakdown]] = {}
+    found_overlaps: dict[str, list[Overlap]] = {}
     for experiment in loaded:
         main = main_table(experiment)
         ablation = ablation_table(experiment)
@@ -121,11 +167,17 @@ def write_report(
             latex.append(to_latex(table, pairings))
             tables.append(table)
         drawn, notes = _experiment_figures(experiment, main, ablation, out / "figures")
-        sections.append(experiment_html(experiment, shown, drawn, notes))
+        shown_tables = [table for table, _ in shown]
+        found, overlaps, details, more, why = _details(experiment, shown_tables, out / "figures")
+        found_breakdowns[experiment.name], found_overlaps[experiment.name] = found, overlaps
+        markdown += [grid_markdown(grid) for grid in details] + [f"{note}\n" for note in why]
+        sections.append(experiment_html(experiment, shown, drawn + more, notes + why, details))
     sections += [_study_section(study, out / "figures") for study in studies]
     (out / "table.md").write_text("\n".join(markdown), encoding="utf-8")
     (out / "table.tex").write_text(f"% {CSP_NOTE}\n" + "\n".join(latex), encoding="utf-8")
     (out / "table.csv").write_text(to_csv(tables), encoding="utf-8")
+    (out / "breakdown.csv").write_text(breakdown_csv(found_breakdowns), encoding="utf-8")
+    (out / "mask_overlap.csv").write_text(overlap_csv(found_overlaps), encoding="utf-8")
     title = "csp-asr report: " + ", ".join(
         names + [f"study {study.study_name}" for study in studies]
     )
