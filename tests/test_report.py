@@ -26,9 +26,10 @@ from analysis.experiment import load_experiment
 from analysis.figures import speedup_lines
 from analysis.significance import paired_bootstrap, pooled_system
 from analysis.tables import bootstrap_text, main_table
+from lightning_modules.pruning.saved import read_saved
 
 FIGURES = ("wer_vs_sparsity", "speedup_vs_sparsity", "sparsity_trajectories")
-FIGURES += ("csp_compression_error", "per_tensor_sparsity")
+FIGURES += ("csp_compression_error", "per_tensor_sparsity", "wer_by_voice", "mask_overlap")
 CELL = re.compile(r"(?P<label>.+)-s(?P<sparsity>[0-9.]+)-seed(?P<seed>\d+)")
 
 
@@ -166,6 +167,7 @@ def test_report_page_renders_in_headless_chromium(reproduced: Path, tmp_path: Pa
     assert "tiny: test WER by method and target sparsity" in dom.stdout
     assert re.search(r"<th>CSP</th>.*?" + re.escape(f"{csp['test_wer']:.3f}"), dom.stdout)
     assert "CSP against the best baseline" in dom.stdout and "arXiv:2102.04932" in dom.stdout
+    assert "tiny: test WER by condition" in dom.stdout and "overlap of the kept" in dom.stdout
     assert dom.stdout.count('src="data:image/png;base64,') == len(FIGURES)
     assert 'src="http' not in dom.stdout and "<script" not in dom.stdout  # self-contained
 
@@ -224,6 +226,69 @@ def test_real_speech_wer_stands_next_to_the_synthetic_test(
     assert "real speech 0.912" in md_line(tmp_path / "out", "Dense")
     assert "real speech" not in md_line(tmp_path / "out", "GMP")
     assert "real speech 0.938" in (tmp_path / "out" / "table.tex").read_text()
+
+
+def csv_records(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_wer_by_condition_and_voice_adds_up_the_runs_utterance_records(
+    reproduced: Path,
+) -> None:
+    rows = csv_records(reproduced / "report" / "breakdown.csv")
+    for folder, system, sparsity in (("dense", "Dense", 0.0), ("csp-s0.5-seed0", "CSP", 0.5)):
+        records = [
+            json.loads(line)
+            for line in (reproduced / folder / "test_utterances.jsonl").read_text().splitlines()
+        ]
+        for grouping, key in (("condition", "augmentation"), ("voice", "voice")):
+            mine = [
+                r for r in rows
+                if (r["grouping"], r["system"], float(r["target_sparsity"]))
+                == (grouping, system, sparsity)
+            ]  # fmt: skip
+            assert mine, (grouping, system)
+            assert sum(int(r["utterances"]) for r in mine) == len(records)
+            for row in mine:
+                wanted = row["group"].split("/")[-1].replace("clean", "none")
+                chosen = [r for r in records if r[key] == wanted]
+                if grouping == "voice":
+                    chosen = [r for r in chosen if r["engine"] == row["group"].split("/")[0]]
+                assert int(row["errors"]) == sum(r["errors"] for r in chosen), row
+                assert int(row["words"]) == sum(r["words"] for r in chosen), row
+            # the groups' word-weighted WER adds back up to the test WER the run recorded
+            errors = sum(int(r["errors"]) for r in mine) / sum(int(r["words"]) for r in mine)
+            result = read(reproduced / folder / "result.json")
+            assert errors == pytest.approx(result["test_wer"], abs=1e-9)
+    text = (reproduced / "report" / "table.md").read_text(encoding="utf-8")
+    assert "## tiny: test WER by condition" in text and "## tiny: test WER by voice" in text
+    assert "| CSP @ 0.5 |" in text
+    assert Image.open(reproduced / "report" / "figures" / "tiny-wer_by_voice.png").size[0] > 200
+
+
+def test_mask_overlap_is_the_jaccard_of_the_saved_weights_kept(reproduced: Path) -> None:
+    kept = {}
+    for label in ("csp", "gmp"):
+        saved = read_saved(reproduced / f"{label}-s0.5-seed0" / "model.packed")
+        kept[label] = {name: saved.state_dict[name] != 0 for name in saved.prunable}
+    rows = csv_records(reproduced / "report" / "mask_overlap.csv")
+    assert {frozenset((r["a"], r["b"])) for r in rows} == {frozenset(("CSP", "GMP"))}
+    per_tensor = {r["tensor"]: r for r in rows}
+    assert set(per_tensor) == {"all", *kept["csp"]}
+    inter = union = 0
+    for name, mask in kept["csp"].items():
+        both, either = int((mask & kept["gmp"][name]).sum()), int((mask | kept["gmp"][name]).sum())
+        inter, union = inter + both, union + either
+        assert float(per_tensor[name]["jaccard"]) == pytest.approx(both / either)
+    pooled = per_tensor["all"]
+    assert float(pooled["jaccard"]) == pytest.approx(inter / union)
+    # at sparsity 0.5 two independent random masks overlap by 1/3; the column says so
+    assert float(pooled["chance_jaccard"]) == pytest.approx(1 / 3, abs=0.02)
+    text = (reproduced / "report" / "table.md").read_text(encoding="utf-8")
+    cell = f"{inter / union:.3f} ({float(pooled['chance_jaccard']):.3f})"
+    assert f"| GMP | 1 | {cell} |" in text and f"| CSP | {cell} | 1 |" in text
+    assert Image.open(reproduced / "report" / "figures" / "tiny-mask_overlap.png").size[0] > 200
 
 
 def run_small_grid(
