@@ -11,11 +11,10 @@ has no `augmentation`) put its utterances in the group `unknown`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from analysis.experiment import Run
+from analysis.significance import read_records
 from analysis.tables import Table
 from experiments.records import TEST_UTTERANCES
 
@@ -67,21 +66,6 @@ def _group(record: dict, keys: tuple[str, ...]) -> str:
     return "/".join(CLEAN.get(value, value) for value in values)
 
 
-def _read(path: Path) -> list[dict]:
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            record["errors"], record["words"] = int(record["errors"]), int(record["words"])
-        except (ValueError, KeyError, TypeError) as error:
-            problem = f"{path}, line {number}: not a per-utterance record ({error})"
-            raise ValueError(problem) from None
-        records.append(record)
-    return records
-
-
 def _systems(tables: list[Table]) -> list[tuple[System, list[Run]]]:
     """Dense first, then each row at each sparsity (rows shown in two tables only once)."""
     dense = tables[0].dense.complete
@@ -106,7 +90,7 @@ def breakdowns(tables: list[Table]) -> tuple[list[Breakdown], str]:
         missing = [path for path in paths if not path.is_file()]
         if missing:
             return [], f"no per-utterance test records ({missing[0]})"
-        systems.append((system, [record for path in paths for record in _read(path)]))
+        systems.append((system, [record for path in paths for record in read_records(path)]))
     if not systems or not systems[0][1]:
         return [], "the dense model has no per-utterance test records"
     found = []

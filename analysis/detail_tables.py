@@ -124,43 +124,42 @@ def grid_markdown(grid: Grid) -> str:
     return "\n".join(lines) + "\n"
 
 
-def breakdown_csv(breakdowns: dict[str, list[Breakdown]]) -> str:
-    """experiment, grouping, group, system, sparsity, seeds, utterances, errors, words, wer."""
+def _csv(header: list[str], rows: list[list[object]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(
-        ["experiment", "grouping", "group", "system", "target_sparsity", "seeds"]
-        + ["utterances", "errors", "words", "wer"]
-    )
-    for experiment, found in breakdowns.items():
-        for breakdown in found:
-            for system in breakdown.systems:
-                for group in breakdown.groups:
-                    errors, words = breakdown.counts.get((system.title, group), (0, 0))
-                    wer = breakdown.wer(system, group)
-                    writer.writerow(
-                        [experiment, breakdown.grouping, group, system.name, system.sparsity]
-                        + [system.seeds, breakdown.utterances[group], errors, words]
-                        + ["" if wer is None else wer]
-                    )
+    writer.writerow(header)
+    writer.writerows(["" if value is None else value for value in row] for row in rows)
     return out.getvalue()
+
+
+def breakdown_csv(breakdowns: dict[str, list[Breakdown]]) -> str:
+    """experiment, grouping, group, system, sparsity, seeds, utterances, errors, words, wer."""
+    header = ["experiment", "grouping", "group", "system", "target_sparsity", "seeds"]
+    header += ["utterances", "errors", "words", "wer"]
+    rows = [
+        [experiment, breakdown.grouping, group, system.name, system.sparsity, system.seeds]
+        + [breakdown.utterances[group], *breakdown.counts.get((system.title, group), (0, 0))]
+        + [breakdown.wer(system, group)]
+        for experiment, found in breakdowns.items()
+        for breakdown in found
+        for system in breakdown.systems
+        for group in breakdown.groups
+    ]
+    return _csv(header, rows)
 
 
 def overlap_csv(overlaps: dict[str, list[Overlap]]) -> str:
     """One row per experiment × sparsity × pair × tensor, and `all` for the pooled value."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(
-        ["experiment", "target_sparsity", "a", "b", "seeds", "tensor"]
-        + ["intersection", "union", "jaccard", "chance_jaccard"]
-    )
+    header = ["experiment", "target_sparsity", "a", "b", "seeds", "tensor"]
+    header += ["intersection", "union", "jaccard", "chance_jaccard"]
+    rows = []
     for experiment, found in overlaps.items():
         for o in found:
             for tensor in [None, *o.tensors]:
                 names = [tensor] if tensor else o.tensors
-                writer.writerow(
+                rows.append(
                     [experiment, o.sparsity, o.a, o.b, len(o.seeds), tensor or "all"]
                     + [sum(o.intersection[n] for n in names), sum(o.union[n] for n in names)]
                     + [o.jaccard(tensor), o.chance(tensor)]
                 )
-    return out.getvalue()
+    return _csv(header, rows)

@@ -46,22 +46,30 @@ class System:
         return sum(self.errors.values()) / max(sum(self.words.values()), 1)
 
 
-def read_utterances(path: str | Path) -> dict[str, tuple[int, int]]:
-    """Utterance id → (errors, words) of one `utterances.jsonl` (evaluate's or a run's)."""
+def read_records(path: str | Path) -> list[dict]:
+    """The records of one `utterances.jsonl` (evaluate's or a run's), each with an `id` and
+    integer `errors` and `words`, and whatever metadata the corpus gave the utterance."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no per-utterance records")
-    counts: dict[str, tuple[int, int]] = {}
+    records = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            counts[str(record["id"])] = (int(record["errors"]), int(record["words"]))
+            record["id"] = str(record["id"])
+            record["errors"], record["words"] = int(record["errors"]), int(record["words"])
         except (ValueError, KeyError, TypeError) as error:
             problem = f"{path}, line {number}: not a per-utterance record ({error})"
             raise ValueError(problem) from None
-    return counts
+        records.append(record)
+    return records
+
+
+def read_utterances(path: str | Path) -> dict[str, tuple[int, int]]:
+    """Utterance id → (errors, words) of one `utterances.jsonl`."""
+    return {r["id"]: (r["errors"], r["words"]) for r in read_records(path)}
 
 
 def pooled_system(name: str, paths: Sequence[str | Path]) -> System:
