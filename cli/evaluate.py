@@ -4,7 +4,8 @@ for audio files.
 Usage:
 
     csp evaluate runs/NAME/checkpoints/last.ckpt --corpus data/small [--split test]
-                 [--beam N] [--out DIR] [--batch-seconds S]
+                 [--beam N [--lm-weight W] [--length-bonus B] [--lexicon] [--lm-corpus C]]
+                 [--out DIR] [--batch-seconds S]
     csp evaluate model.packed --corpus /data/LibriSpeech --out eval/librispeech
     csp transcribe model.packed a.wav b.flac [--beam N]     # prints path<TAB>text
 """
@@ -39,6 +40,22 @@ BEAM_OPTION = click.option(
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @BEAM_OPTION
 @click.option(
+    "--lm-weight",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="fuse a character n-gram LM of the training transcripts into the beam search",
+)
+@click.option("--length-bonus", type=float, default=0.0, show_default=True)
+@click.option("--lm-order", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--lexicon", is_flag=True, help="spell only words of the training transcripts")
+@click.option(
+    "--lm-corpus",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="the corpus whose train split the LM and lexicon come from (default: --corpus)",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -56,6 +73,11 @@ def evaluate(
     corpus: Path,
     split: str,
     beam: int,
+    lm_weight: float,
+    length_bonus: float,
+    lm_order: int,
+    lexicon: bool,
+    lm_corpus: Path | None,
     out: Path | None,
     batch_seconds: float | None,
 ) -> None:
@@ -67,18 +89,34 @@ def evaluate(
     errors over total reference words or characters), as training logs test_wer. With
     --out, DIR/utterances.jsonl holds every utterance sorted by id (reference, hypothesis,
     errors, words, char_errors, chars and the corpus metadata) and DIR/summary.json the
-    totals.
+    totals. With --lm-weight or --lexicon, the beam search fuses a character LM or a
+    lexicon estimated on the train split's transcripts of --lm-corpus (only its text is read).
     """
-    from experiments.evaluate import DEFAULT_BATCH_SECONDS
-    from experiments.evaluate import evaluate as run_evaluation
+    from pydantic import ValidationError
 
+    from experiments.config import DecodingSection
+    from experiments.evaluate import DEFAULT_BATCH_SECONDS, training_texts
+    from experiments.evaluate import evaluate as run_evaluation
+    from experiments.files import ConfigError
+
+    try:
+        decoding = DecodingSection(
+            beam=beam,
+            lm_weight=lm_weight,
+            length_bonus=length_bonus,
+            lm_order=lm_order,
+            lexicon=lexicon,
+        )
+    except ValidationError as error:
+        raise ConfigError(f"decoding: {error.errors()[0]['msg']}") from None
     summary = run_evaluation(
         model,
         corpus,
         split=split,
-        beam=beam,
+        decoding=decoding,
         out=out,
         batch_seconds=DEFAULT_BATCH_SECONDS if batch_seconds is None else batch_seconds,
+        lm_texts=training_texts(lm_corpus) if lm_corpus is not None else None,
     )
     click.echo(
         f"split {split}: WER {summary['wer']:.4f} ({summary['words']} words, "

@@ -97,13 +97,40 @@ class TrainerSection(StrictModel):
     gradient_clip_val: float = Field(5.0, ge=0)
     accumulate_grad_batches: int = Field(1, ge=1)
     deterministic: bool | Literal["warn"] = True
-    beam_width: int = Field(0, ge=0, description="beam search for the final test (0: greedy)")
     bench_utterances: int = Field(
         4,
         ge=0,
         description="test utterances a pruned run decodes at batch 1 to measure its sparse "
         "runtime's speed-up over the dense runtime (csp bench; 0: not measured)",
     )
+
+
+class DecodingSection(StrictModel):
+    """How the final test and the real-speech test decode. Dev WER during training is always
+    greedy: it is computed often and must stay cheap."""
+
+    beam: int = Field(0, ge=0, description="beam width; 0 or 1: greedy search")
+    lm_weight: float = Field(
+        0.0,
+        ge=0,
+        description="weight of a character n-gram LM of the training transcripts, fused into "
+        "the beam search (0: no LM)",
+    )
+    length_bonus: float = Field(0.0, description="added per emitted character with the LM")
+    lm_order: int = Field(8, ge=1, description="the LM's order (history of order − 1 characters)")
+    lexicon: bool = Field(
+        False, description="spell only words of the training transcripts (closed vocabulary)"
+    )
+
+    @model_validator(mode="after")
+    def _fusion_needs_a_beam(self) -> DecodingSection:
+        if (self.lm_weight > 0 or self.lexicon) and self.beam < 2:
+            raise ValueError(f"lm_weight and lexicon need beam search: beam is {self.beam}, set 2+")
+        return self
+
+    @property
+    def fused(self) -> bool:
+        return self.lm_weight > 0 or self.lexicon
 
 
 def _schedule_fields() -> dict[str, Any]:
@@ -213,6 +240,7 @@ class ExperimentConfig(StrictModel):
     data: DataSection = Field(default_factory=DataSection)
     optim: OptimSection = Field(default_factory=OptimSection)
     trainer: TrainerSection = Field(default_factory=TrainerSection)
+    decoding: DecodingSection = Field(default_factory=DecodingSection)
     pruning: PruningSection | None = None
     init_from: Path | None = Field(
         None, description="a checkpoint whose weights start the run (the dense model)"

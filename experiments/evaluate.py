@@ -39,14 +39,17 @@ from pydantic import ValidationError
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from experiments.config import DataSection
+from experiments.config import DataSection, DecodingSection
 from experiments.files import ConfigError
+from lightning_modules.asr.decoding import ShallowFusion
 from lightning_modules.asr.features import SAMPLE_RATE
+from lightning_modules.asr.language_model import CharNGramLM, Lexicon
 from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.data.batching import DurationBatchSampler
 from lightning_modules.data.datamodule import SpeechDataset, collate
 from lightning_modules.data.manifest import SPLITS, CorpusError, Utterance, write_jsonl_atomic
 from lightning_modules.data.readers import CorpusSection, corpus_from_path, corpus_section
+from lightning_modules.data.text import normalize_transcript
 from lightning_modules.data.tokenizer import Tokenizer
 from lightning_modules.data.validation import validate_corpus
 from lightning_modules.pruning.saved import (
@@ -188,6 +191,48 @@ def utterance_records(
     ]
 
 
+def training_texts(corpus_path: str | Path) -> list[str]:
+    """The normalized transcripts of a corpus's train split (no audio is read)."""
+    section = read_corpus_section(corpus_path)
+    try:
+        return [normalize_transcript(u.text) for u in section.read() if u.split == "train"]
+    except ValueError as error:
+        raise ConfigError(f"{corpus_path}: a training transcript: {error}") from None
+
+
+def text_prior(
+    decoding: DecodingSection, texts: Sequence[str], tokenizer: Tokenizer
+) -> ShallowFusion | None:
+    """The character LM and lexicon `decoding` asks for, estimated on `texts` (the training
+    transcripts); None when it asks for neither."""
+    if not decoding.fused:
+        return None
+    alphabet = getattr(tokenizer, "alphabet", None)
+    if alphabet is None:
+        raise ConfigError(
+            "decoding.lm_weight / decoding.lexicon: the LM spells characters; the model "
+            "must use the character tokenizer (tokenizer.kind: char)"
+        )
+    texts = [text for text in texts if text]
+    if not texts:
+        raise ConfigError("decoding: no training transcripts to estimate the LM and lexicon on")
+    lm = CharNGramLM(texts, alphabet, decoding.lm_order)
+    words = {word for text in texts for word in text.split()}
+    lexicon = Lexicon(words, alphabet) if decoding.lexicon else None
+    return ShallowFusion(lm, decoding.lm_weight, decoding.length_bonus, lexicon)
+
+
+def decoding_record(decoding: DecodingSection, fusion: ShallowFusion | None) -> dict[str, Any]:
+    """What a summary or result says about how it decoded."""
+    record: dict[str, Any] = {"search": "beam" if decoding.beam > 1 else "greedy"}
+    record.update(decoding.model_dump())
+    if fusion is not None:
+        record["lm"] = fusion.lm.spec()
+        if fusion.lexicon is not None:
+            record["lexicon_words"] = len(fusion.lexicon.words)
+    return record
+
+
 def decode(
     model: RNNTSpeechRecognizer,
     utterances: Sequence[Utterance],
@@ -195,8 +240,10 @@ def decode(
     batch_seconds: float = DEFAULT_BATCH_SECONDS,
     progress: bool = True,
     description: str = "decoding",
+    fusion: ShallowFusion | None = None,
 ) -> dict[str, str]:
-    """Utterance id → hypothesis, greedy (or beam search with `beam` > 1)."""
+    """Utterance id → hypothesis, greedy (or beam search with `beam` > 1, fused with
+    `fusion`'s LM and lexicon)."""
     hypotheses: dict[str, str] = {}
     model.eval()
     with (
@@ -210,7 +257,7 @@ def decode(
         ) as bar,
     ):
         for batch in _batches(utterances, model.tokenizer, batch_seconds):
-            texts = model.transcribe(batch, beam)
+            texts = model.transcribe(batch, beam, fusion)
             hypotheses.update(zip(batch["ids"], texts, strict=True))
             bar.update(len(texts))
     return hypotheses
@@ -236,29 +283,37 @@ def evaluate(
     model_path: str | Path,
     corpus_path: str | Path,
     split: str = "test",
-    beam: int = 0,
+    decoding: DecodingSection | None = None,
     out: str | Path | None = None,
     batch_seconds: float = DEFAULT_BATCH_SECONDS,
     progress: bool = True,
+    lm_texts: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """WER and CER of the model in `model_path` on one split of the corpus at `corpus_path`.
 
-    The model, the corpus and the split are checked before any decoding, and nothing is
-    written when one is refused. Returns the summary (also `out/summary.json` with `out`,
-    next to `out/utterances.jsonl`).
+    `decoding` (default: greedy) may fuse a character LM and a lexicon, estimated on
+    `lm_texts` (default: the training transcripts of `corpus_path`). The model, the corpus,
+    the split and the decoding are checked before any decoding, and nothing is written when
+    one is refused. Returns the summary (also `out/summary.json` with `out`, next to
+    `out/utterances.jsonl`).
     """
+    decoding = decoding or DecodingSection()
     out = None if out is None else Path(out)
     _check_out(out)
-    if beam < 0:
-        raise ConfigError(f"--beam {beam}: expected 0 or more")
     if batch_seconds <= 0:
         raise ConfigError(f"--batch-seconds {batch_seconds}: expected more than 0")
     model, kind = load_model_and_kind(model_path)
     section = read_corpus_section(corpus_path)
     utterances = read_split(section, split)
+    fusion = None
+    if decoding.fused:
+        texts = training_texts(corpus_path) if lm_texts is None else lm_texts
+        fusion = text_prior(decoding, texts, model.tokenizer)
 
     started = time.perf_counter()
-    hypotheses = decode(model, utterances, beam, batch_seconds, progress, f"decoding {split}")
+    hypotheses = decode(
+        model, utterances, decoding.beam, batch_seconds, progress, f"decoding {split}", fusion
+    )
     decode_wall_s = time.perf_counter() - started
 
     records = utterance_records(utterances, hypotheses)
@@ -270,8 +325,8 @@ def evaluate(
         "model_kind": kind,
         "corpus": section.model_dump(mode="json"),
         "split": split,
-        "beam": beam,
-        "decoding": "beam" if beam > 1 else "greedy",
+        "beam": decoding.beam,
+        "decoding": decoding_record(decoding, fusion),
         "batch_seconds": batch_seconds,
         "utterances": len(records),
         **totals,

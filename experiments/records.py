@@ -75,7 +75,8 @@ class RunResult(BaseModel):
     checkpoint: str
     dev_wer: float
     test_wer: float
-    test_wer_beam: float | None = None
+    test_wer_greedy: float | None = None
+    decoding: dict[str, Any] = Field(default_factory=dict)
     real_wer: float | None = None
     real_cer: float | None = None
     utterances: dict[str, int]

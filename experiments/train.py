@@ -35,7 +35,14 @@ from lightning.pytorch.loggers import Logger
 
 from experiments.bench import decoding_speedup
 from experiments.config import ConfigError, ExperimentConfig, dump_config
-from experiments.evaluate import evaluate, read_corpus_section, read_split, utterance_records
+from experiments.evaluate import (
+    decoding_record,
+    evaluate,
+    read_corpus_section,
+    read_split,
+    text_prior,
+    utterance_records,
+)
 from experiments.files import read_yaml
 from experiments.metrics import JsonlLogger
 from experiments.provenance import provenance
@@ -237,7 +244,7 @@ def build_module(config: ExperimentConfig, tokenizer: TokenizerSpec) -> RNNTSpee
         weight_decay=config.optim.weight_decay,
         warmup_fraction=config.optim.warmup_fraction,
         max_steps=config.trainer.max_steps,
-        beam_width=config.trainer.beam_width,
+        beam_width=config.decoding.beam,
     )
 
 
@@ -319,6 +326,8 @@ def fit_and_evaluate(
 
     chosen = (best.best_model_path if best else "") or str(last)
     dev = trainer.validate(module, datamodule=data, ckpt_path=chosen, verbose=False)[0]
+    train_texts = [u.text for u in data.splits["train"]]
+    module.fusion = text_prior(config.decoding, train_texts, module.tokenizer)
     test = trainer.test(module, datamodule=data, ckpt_path=chosen, verbose=False)[0]
     hypotheses = gathered(module.test_hypotheses)
     if trainer.is_global_zero:
@@ -329,6 +338,8 @@ def fit_and_evaluate(
         summary = evaluate(
             chosen,
             config.real_test,
+            decoding=config.decoding,
+            lm_texts=train_texts,
             out=run_dir / REAL_TEST,
             batch_seconds=config.data.max_batch_seconds,
             progress=False,
@@ -346,7 +357,8 @@ def fit_and_evaluate(
         checkpoint=chosen,
         dev_wer=dev["dev_wer"],
         test_wer=test["test_wer"],
-        test_wer_beam=test.get("test_wer_beam"),
+        test_wer_greedy=test.get("test_wer_greedy"),
+        decoding=decoding_record(config.decoding, module.fusion),
         utterances={split: len(items) for split, items in data.splits.items()},
         hours={
             split: sum(u.duration for u in items) / 3600 for split, items in data.splits.items()

@@ -168,6 +168,31 @@ def test_transcribe_matches_evaluate_at_any_sample_rate(
     assert path == str(stereo) and text.strip()
 
 
+def test_evaluate_with_a_lexicon_spells_only_training_words(
+    csp: Callable, untrained: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """Driven by a strong character LM, the untrained model spells text that holds non-words;
+    with --lexicon every word it spells is a word of the training transcripts, and the
+    summary says how it decoded."""
+    train_words = {w for line in manifest_lines(tiny_corpus, "train") for w in line["text"].split()}
+    spelled = {}
+    fused = ["--beam", "3", "--lm-weight", "1", "--length-bonus", "5"]
+    for name, options in (("free", fused), ("lexicon", [*fused, "--lexicon"])):
+        out = tmp_path / name
+        done = csp("evaluate", untrained, "--corpus", tiny_corpus, *options, "--out", out)
+        assert done.returncode == 0, done.stderr[-3000:]
+        records = read_jsonl(out / "utterances.jsonl")
+        spelled[name] = {w for r in records for w in r["hypothesis"].split()}
+    summary = json.loads((tmp_path / "lexicon" / "summary.json").read_text())
+    assert summary["decoding"]["lexicon"] and summary["decoding"]["search"] == "beam"
+    assert summary["decoding"]["lexicon_words"] == len(train_words)
+    assert spelled["free"] - train_words  # unconstrained, it spells non-words
+    assert spelled["lexicon"] and spelled["lexicon"] <= train_words
+
+    done = csp("evaluate", untrained, "--corpus", tiny_corpus, "--lexicon")
+    assert done.returncode == 2 and "need beam search" in done.stderr, done.stderr
+
+
 def assert_refused(done: Any, named: Path | str, *expected: str, out: Path | None = None) -> None:
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr

@@ -37,9 +37,9 @@ def tiny_config(manifest: Path, **trainer: int) -> ExperimentConfig:
                 "max_steps": 200,
                 "val_every_n_steps": 100,
                 "checkpoint_every_n_steps": 50,
-                "beam_width": 3,
                 **trainer,
             },
+            "decoding": {"beam": 3, "lm_weight": 0.1, "lexicon": True},
         }
     )
 
@@ -64,9 +64,23 @@ def test_records_are_written(trained_run: Path) -> None:
         assert 0.0 <= result[key] <= 2.0, key
     # WER has no upper bound: beam search of a barely trained model may insert many words
     # (2.56 on some CPUs at 200 steps), so only its range is checked.
-    assert 0.0 <= result["test_wer_beam"] < math.inf
+    assert 0.0 <= result["test_wer_greedy"] < math.inf
     logged = [r["dev_wer"] for r in records if "dev_wer" in r]
     assert min(logged) == pytest.approx(result["dev_wer"], abs=1e-6)
+
+
+def test_the_test_decodes_with_the_training_transcripts_lm_and_lexicon(
+    trained_run: Path, tiny_corpus: Path
+) -> None:
+    result = json.loads((trained_run / "result.json").read_text())
+    assert result["decoding"]["search"] == "beam" and result["decoding"]["beam"] == 3
+    train_texts = [u.text for u in read_manifest(tiny_corpus) if u.split == "train"]
+    assert result["decoding"]["lm"]["sentences"] == len(train_texts)
+    vocabulary = {word for text in train_texts for word in text.split()}
+    assert result["decoding"]["lexicon_words"] == len(vocabulary)
+    records = [json.loads(line) for line in (trained_run / "test_utterances.jsonl").open()]
+    spelled = {word for record in records for word in record["hypothesis"].split()}
+    assert spelled and spelled <= vocabulary
 
 
 def test_loss_falls(trained_run: Path, tiny_corpus: Path) -> None:
