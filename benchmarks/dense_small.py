@@ -4,8 +4,11 @@ from a fresh rendering of the small corpus to its WER on held-out voices and on 
 Writes benchmarks/results/dense_small.json and dense_small.png:
     render_wall_s     rendering the small corpus from scratch (into the benchmark's folder)
     train_wall_s      training, validations included
-    dev_wer, test_wer greedy WER of the best checkpoint (by dev WER); test: held-out voices
-                      and sentences
+    dev_wer, test_wer WER of the best checkpoint (by greedy dev WER) with the config's
+                      decoding (`decoding`: beam search fused with a character LM of the
+                      training transcripts, tuned on dev); test: held-out voices and sentences
+    dev_wer_greedy, test_wer_greedy  the same checkpoint, greedy search
+    decode_wall_s     decoding the test split, with the config's decoding and greedy
     real_wer, real_cer the same checkpoint on real human speech (`csp data real`): an
                       out-of-domain check, never a tuning target
     params, steps, hours, data_card, learning_curve (dev WER at each validation against wall
@@ -32,7 +35,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from experiments.config import load_config  # noqa: E402
+from experiments.config import DecodingSection, load_config  # noqa: E402
+from experiments.evaluate import evaluate  # noqa: E402
 from experiments.metrics import read_metrics  # noqa: E402
 from experiments.records import METRICS, RunResult, write_json  # noqa: E402
 from experiments.train import REAL_TEST, train  # noqa: E402
@@ -56,9 +60,12 @@ def learning_curve(run_dir: Path, result: RunResult) -> list[dict[str, float]]:
 def plot(record: dict[str, Any], out: Path) -> None:
     curve = record["learning_curve"]
     figure, axes = plt.subplots(figsize=(6.4, 4.0))
-    axes.plot([p["wall_s"] for p in curve], [p["dev_wer"] for p in curve], "o-", label="dev WER")
+    axes.plot(
+        [p["wall_s"] for p in curve], [p["dev_wer"] for p in curve], "o-", label="dev WER, greedy"
+    )
     end = record["train_wall_s"]
     axes.plot([end], [record["test_wer"]], "s", label="test WER (held-out voices)")
+    axes.plot([end], [record["test_wer_greedy"]], "x", label="test WER, greedy search")
     axes.plot([end], [record["real_wer"]], "^", label="real speech WER (out of domain)")
     axes.axhline(GOAL["test_wer_max"], color="grey", linestyle="--", linewidth=0.8, label="goal")
     axes.axvline(GOAL["train_wall_s_max"], color="grey", linestyle=":", linewidth=0.8)
@@ -87,11 +94,29 @@ def main() -> None:
     result = train(config, folder / "run")  # builds and scores the real-speech test set too
     on_real = json.loads((folder / "run" / REAL_TEST / "summary.json").read_text("utf-8"))
     card = json.loads((folder / "corpus" / "corpus.json").read_text(encoding="utf-8"))
+    scored = {
+        (split, search): evaluate(
+            result.checkpoint,
+            folder / "corpus",
+            split,
+            decoding=config.decoding if search == "configured" else DecodingSection(),
+            batch_seconds=config.data.max_batch_seconds,
+            progress=False,
+        )
+        for split in ("dev", "test")
+        for search in ("configured", "greedy")
+    }
     record = {
         "render_wall_s": render_wall_s,
         "train_wall_s": result.train_wall_s,
-        "dev_wer": result.dev_wer,
+        "dev_wer": scored["dev", "configured"]["wer"],
         "test_wer": result.test_wer,
+        "dev_wer_greedy": result.dev_wer,
+        "test_wer_greedy": scored["test", "greedy"]["wer"],
+        "decoding": result.decoding,
+        "decode_wall_s": {
+            search: scored["test", search]["decode_wall_s"] for search in ("configured", "greedy")
+        },
         "real_wer": on_real["wer"],
         "real_cer": on_real["cer"],
         "real_utterances": on_real["utterances"],
@@ -112,7 +137,8 @@ def main() -> None:
     write_json(RESULTS / "dense_small.json", record)
     plot(record, RESULTS / "dense_small.png")
     print(
-        f"test WER {result.test_wer:.3f} (dev {result.dev_wer:.3f}, real speech "
+        f"test WER {result.test_wer:.3f} (greedy {record['test_wer_greedy']:.3f}; dev "
+        f"{record['dev_wer']:.3f}, real speech "
         f"{on_real['wer']:.3f}) after {result.train_wall_s:.0f} s of training; rendering "
         f"{render_wall_s:.0f} s; wrote {RESULTS / 'dense_small.json'}"
     )
