@@ -25,7 +25,13 @@ from analysis.table_formats import (
     pairing_cells,
     row_entries,
 )
-from analysis.tables import Pairing, Table, comparison_heading
+from analysis.tables import (
+    Pairing,
+    Table,
+    comparison_heading,
+    comparison_sentences,
+    methods_legend,
+)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1250px; color: #222;
@@ -82,7 +88,7 @@ def table_html(table: Table) -> str:
             tds.append(f"<td{kind}>{_e(entry_text(entry))}</td>")
         body.append(f"<tr><th>{_e(name)}</th>{''.join(tds)}</tr>")
     return (
-        f"<h3>{_e(table.title)}</h3><p>{_e(LEGEND)}</p>"
+        f"<h3>{_e(table.title)}</h3><p>{_e(LEGEND)}</p><p>{_e(methods_legend(table))}</p>"
         f"<table><tr>{head}</tr>{''.join(body)}</table>"
     )
 
@@ -97,9 +103,12 @@ def pairings_html(table: Table, pairings: list[Pairing]) -> str:
         "<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in pairing_cells(p)) + "</tr>"
         for p in pairings
     )
-    verdicts = "".join(f'<li class="verdict">{_e(p.verdict)}</li>' for p in pairings)
+    verdicts = "".join(
+        f'<li class="verdict">{_e(sentence)}</li>'
+        for sentence in comparison_sentences(table, pairings)
+    )
     chosen = (
-        "Per target sparsity, the baseline with the lowest mean test WER. "
+        "Per target sparsity, every baseline, the one with the lowest mean test WER first. "
         if table.kind == "main"
         else ""
     )

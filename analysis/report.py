@@ -165,7 +165,7 @@ def write_report(
         for table, pairings in shown:
             markdown.append(to_markdown(table, pairings))
             latex.append(to_latex(table, pairings))
-            tables.append(table)
+            tables.append((table, pairings))
         drawn, notes = _experiment_figures(experiment, main, ablation, out / "figures")
         shown_tables = [table for table, _ in shown]
         found, overlaps, details, more, why = _details(experiment, shown_tables, out / "figures")

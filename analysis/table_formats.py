@@ -10,7 +10,15 @@ from __future__ import annotations
 import csv
 import io
 
-from analysis.tables import Entry, Pairing, Table, bootstrap_text, comparison_heading
+from analysis.tables import (
+    Entry,
+    Pairing,
+    Table,
+    bootstrap_text,
+    comparison_heading,
+    comparison_sentences,
+    methods_legend,
+)
 
 LEGEND = (
     "Cells: test WER, mean ± standard deviation over seeds (relative change against the dense "
@@ -38,7 +46,20 @@ CSV_FIELDS = (
     "decode_speedup",
     "best",
     "missing",
+    "paired_system",
+    "paired_with",
+    "paired_seeds",
+    "paired_difference_mean",
+    "bootstrap_difference",
+    "bootstrap_low",
+    "bootstrap_high",
+    "bootstrap_p",
+    "bootstrap_verdict",
 )
+"""One row per table cell. The `paired_*` and `bootstrap_*` fields hold the cell's paired
+comparison: in the main table the proposed method (paired_system) against this row's method
+(paired_with), in the ablation table this variant against full CSP; the differences are
+paired_system's test WER minus paired_with's."""
 
 
 def columns(table: Table) -> list[str]:
@@ -70,7 +91,7 @@ def to_markdown(table: Table, pairings: list[Pairing]) -> str:
         value = entry_text(entry).replace("|", "\\|")
         return f"**{value}**" if entry is not None and entry.best else value
 
-    lines = [f"## {table.title}", "", LEGEND, ""]
+    lines = [f"## {table.title}", "", LEGEND, "", methods_legend(table), ""]
     lines.append("| method | " + " | ".join(columns(table)) + " |")
     lines.append("|---" * (len(table.sparsities) + 2) + "|")
     for name, entries in row_entries(table):
@@ -82,7 +103,7 @@ def to_markdown(table: Table, pairings: list[Pairing]) -> str:
         for pairing in pairings:
             cells = [cell.replace("|", "\\|") for cell in pairing_cells(pairing)]
             lines.append("| " + " | ".join(cells) + " |")
-        lines += [""] + [f"- {pairing.verdict}" for pairing in pairings]
+        lines += [""] + [f"- {sentence}" for sentence in comparison_sentences(table, pairings)]
     return "\n".join(lines) + "\n"
 
 
@@ -157,7 +178,13 @@ def to_latex(table: Table, pairings: list[Pairing]) -> str:
     lines = [
         r"\begin{table}[t]",
         r"\centering",
-        r"\caption{" + _tex(table.title) + ". " + _tex(LEGEND) + "}",
+        r"\caption{"
+        + _tex(table.title)
+        + ". "
+        + _tex(LEGEND)
+        + " "
+        + _tex(methods_legend(table))
+        + "}",
         r"\begin{tabular}{l" + "l" * (len(table.sparsities) + 1) + "}",
         r"\toprule",
         "method & " + " & ".join(_tex(c) for c in columns(table)) + r" \\",
@@ -168,12 +195,28 @@ def to_latex(table: Table, pairings: list[Pairing]) -> str:
     lines += [r"\bottomrule", r"\end{tabular}"]
     if pairings:
         lines.append(r"\par\smallskip\footnotesize")
-        lines += [_tex(pairing.verdict) + r"\\" for pairing in pairings]
+        lines += [_tex(sentence) + r"\\" for sentence in comparison_sentences(table, pairings)]
     lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
 
 
-def csv_rows(table: Table) -> list[dict[str, object]]:
+def _pairing_fields(pairing: Pairing | None) -> dict[str, object]:
+    result = pairing.bootstrap if pairing is not None else None
+    return {
+        "paired_system": pairing.system if pairing else None,
+        "paired_with": pairing.baseline if pairing else None,
+        "paired_seeds": len(pairing.seeds) if pairing else None,
+        "paired_difference_mean": pairing.mean if pairing else None,
+        "bootstrap_difference": result.difference if result else None,
+        "bootstrap_low": result.low if result else None,
+        "bootstrap_high": result.high if result else None,
+        "bootstrap_p": result.p if result else None,
+        "bootstrap_verdict": result.verdict if result else None,
+    }
+
+
+def csv_rows(table: Table, pairings: list[Pairing]) -> list[dict[str, object]]:
+    by_cell = {(p.sparsity, p.baseline if table.kind == "main" else p.system): p for p in pairings}
     rows = []
     entries = [("Dense", "dense", "dense", 0.0, table.dense)]
     entries += [
@@ -203,16 +246,17 @@ def csv_rows(table: Table) -> list[dict[str, object]]:
                 "decode_speedup": entry.mean_of("decode_speedup"),
                 "best": entry.best,
                 "missing": entry.missing_text(),
+                **_pairing_fields(by_cell.get((sparsity, name))),
             }
         )
     return rows
 
 
-def to_csv(tables: list[Table]) -> str:
+def to_csv(tables: list[tuple[Table, list[Pairing]]]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
-    for table in tables:
-        for row in csv_rows(table):
+    for table, pairings in tables:
+        for row in csv_rows(table, pairings):
             writer.writerow({key: "" if value is None else value for key, value in row.items()})
     return out.getvalue()

@@ -1,5 +1,5 @@
 """The paper's tables from an experiment: test WER per method × target sparsity, CSP paired
-against the best baseline, and the ablation of CSP's parts, each variant paired against full
+against each baseline, and the ablation of CSP's parts, each variant paired against full
 CSP. A pairing gives the seed-by-seed differences and, where the runs wrote per-utterance
 test records, the paired bootstrap over utterances pooled over seeds (`analysis.significance`).
 
@@ -16,7 +16,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from analysis.experiment import Experiment, Run
-from analysis.significance import Bootstrap, paired_bootstrap, pooled_system
+from analysis.significance import ALPHA, Bootstrap, paired_bootstrap, pooled_system
 from experiments.records import TEST_UTTERANCES
 from experiments.small_dense import LABEL as SMALL_DENSE
 from experiments.small_dense import TITLE as SMALL_DENSE_TITLE
@@ -49,6 +49,15 @@ def order(method: str) -> int:
     """The paper table's order: baselines, floor, peers, then the proposed method."""
     names = [cls.name for cls in ordered()]
     return names.index(method) if method in names else len(names)
+
+
+def methods_legend(table: Table) -> str:
+    """Each registered method of the table's rows with its source (and, for Lightning's
+    ModelPruning, the defaults it runs with)."""
+    methods = list(dict.fromkeys(row.method for row in table.rows if row.method in METHODS))
+    return (
+        "Methods: " + "; ".join(f"{METHODS[m].title}: {METHODS[m].citation}" for m in methods) + "."
+    )
 
 
 def variant_name(label: str, method: str, options: dict) -> str:
@@ -218,8 +227,8 @@ def ablation_table(experiment: Experiment) -> Table | None:
 
 @dataclass
 class Pairing:
-    """One system against another at one target sparsity: the proposed method against the
-    best baseline, or an ablation variant against full CSP."""
+    """One system against another at one target sparsity: the proposed method against a
+    baseline, or an ablation variant against full CSP."""
 
     sparsity: float
     baseline: str | None  # the system compared with
@@ -229,6 +238,7 @@ class Pairing:
     system: str = ""
     bootstrap: Bootstrap | None = None
     bootstrap_note: str = ""  # why there is no bootstrap, when there is none
+    best: bool = False  # the compared system has the lowest mean test WER at this sparsity
 
     @property
     def mean(self) -> float | None:
@@ -297,8 +307,9 @@ def _bootstrap_sentence(pairing: Pairing) -> str:
 
 
 def paired_comparison(table: Table) -> list[Pairing]:
-    """Per sparsity: the proposed method's seeds paired with those of the compared method
-    (baseline, floor or peer) with the lowest mean WER."""
+    """Per sparsity: the proposed method's seeds paired with those of every compared method
+    (baseline, floor or peer) that has a result, the one with the lowest mean WER first
+    (`best`)."""
     proposed = next(
         (
             row
@@ -317,40 +328,76 @@ def paired_comparison(table: Table) -> list[Pairing]:
     pairings = []
     for sparsity in table.sparsities:
         ranked = [(row.entries[sparsity].wer_mean, row) for row in compared]
-        ranked = [(mean, row) for mean, row in ranked if mean is not None]
+        ranked = sorted(
+            [(mean, row) for mean, row in ranked if mean is not None], key=lambda pair: pair[0]
+        )
         own_runs = {run.seed: run for run in proposed.entries[sparsity].complete}
         if not ranked or not own_runs:
             missing = proposed.name if not own_runs else "every baseline"
             verdict = f"At target sparsity {sparsity:g}, no comparison: {missing} has no result."
             pairings.append(Pairing(sparsity, None, [], [], verdict, proposed.name))
             continue
-        best = min(ranked, key=lambda pair: pair[0])[1]
-        base_runs = {run.seed: run for run in best.entries[sparsity].complete}
-        seeds = sorted(set(own_runs) & set(base_runs))
-        differences = [own_runs[s].result.test_wer - base_runs[s].result.test_wer for s in seeds]
-        if not seeds:
-            verdict = (
-                f"At target sparsity {sparsity:g}, no comparison: {proposed.name} and "
-                f"{best.name} share no complete seed."
-            )
-            pairings.append(Pairing(sparsity, best.name, [], [], verdict, proposed.name))
-            continue
-        verdict = _verdict(sparsity, proposed.name, best.name, differences)
-        result, note = _bootstrap(
-            proposed.name, [own_runs[s] for s in seeds], best.name, [base_runs[s] for s in seeds]
-        )
-        pairing = Pairing(
-            sparsity, best.name, seeds, differences, verdict, proposed.name, result, note
-        )
-        pairing.verdict += _bootstrap_sentence(pairing)
-        pairings.append(pairing)
+        for rank, (_, other) in enumerate(ranked):
+            pairing = _pair(sparsity, proposed.name, own_runs, other)
+            pairing.best = rank == 0
+            pairings.append(pairing)
     return pairings
+
+
+def _pair(sparsity: float, proposed: str, own_runs: dict[int, Run], other: Row) -> Pairing:
+    """The proposed method against `other` at `sparsity`, on their shared complete seeds."""
+    base_runs = {run.seed: run for run in other.entries[sparsity].complete}
+    seeds = sorted(set(own_runs) & set(base_runs))
+    if not seeds:
+        verdict = (
+            f"At target sparsity {sparsity:g}, no comparison: {proposed} and {other.name} "
+            "share no complete seed."
+        )
+        return Pairing(sparsity, other.name, [], [], verdict, proposed)
+    differences = [own_runs[s].result.test_wer - base_runs[s].result.test_wer for s in seeds]
+    verdict = _verdict(sparsity, proposed, other.name, differences)
+    result, note = _bootstrap(
+        proposed, [own_runs[s] for s in seeds], other.name, [base_runs[s] for s in seeds]
+    )
+    pairing = Pairing(sparsity, other.name, seeds, differences, verdict, proposed, result, note)
+    pairing.verdict += _bootstrap_sentence(pairing)
+    return pairing
+
+
+def comparison_sentences(table: Table, pairings: list[Pairing]) -> list[str]:
+    """What to say under a table. Main table: per sparsity, the verdict against the best
+    baseline, then the paired bootstrap's verdict against every baseline in one sentence.
+    Ablation table: every variant's verdict."""
+    if table.kind != "main":
+        return [pairing.verdict for pairing in pairings]
+    sentences = []
+    for sparsity in table.sparsities:
+        here = [p for p in pairings if p.sparsity == sparsity]
+        sentences += [p.verdict for p in here if p.best or p.baseline is None]
+        tested = [p for p in here if p.bootstrap is not None]
+        if len(tested) < 2:
+            continue
+        better = [p for p in tested if p.bootstrap.significant and p.bootstrap.difference < 0]
+        worse = [p for p in tested if p.bootstrap.significant and p.bootstrap.difference > 0]
+        groups = {
+            "wins against": [p.baseline for p in better],
+            "loses against": [p.baseline for p in worse],
+            "shows no significant difference with": [
+                p.baseline for p in tested if p not in better and p not in worse
+            ],
+        }
+        said = "; ".join(f"{verb} {', '.join(names)}" for verb, names in groups.items() if names)
+        sentences.append(
+            f"At target sparsity {sparsity:g}, against each of {len(tested)} baselines "
+            f"(paired bootstrap, p < {ALPHA:g}): {tested[0].system} {said}."
+        )
+    return sentences
 
 
 def comparison_heading(table: Table) -> str:
     """What a table's pairings compare."""
     if table.kind == "main":
-        return "CSP against the best baseline"
+        return "CSP against each baseline"
     return "Each variant against full CSP"
 
 

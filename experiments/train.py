@@ -67,6 +67,7 @@ from lightning_modules.data.tokenizer import CharTokenizer, TokenizerSpec, WordP
 from lightning_modules.data.validation import validate_corpus
 from lightning_modules.pruning.audit import audit
 from lightning_modules.pruning.export import export_packed
+from lightning_modules.pruning.methods.model_pruning import LightningModelPruning
 
 
 def load_corpus(config: ExperimentConfig) -> list[Utterance]:
@@ -118,8 +119,13 @@ def build_trainer(
     """The Lightning trainer of a run, with its loggers, checkpoints and pruning callback."""
     checkpoints = run_dir / CHECKPOINTS
     callbacks: list[pl.Callback] = list(extra_callbacks)
+    t = config.trainer
+    epoch_batches: int | float = 1.0  # Lightning's limit_train_batches: the whole split
     if config.pruning is not None:
-        callbacks.append(config.pruning.build(config.seed))
+        pruner = config.pruning.build(config.seed)
+        callbacks.append(pruner)
+        if isinstance(pruner, LightningModelPruning):  # it prunes at epoch ends
+            epoch_batches = pruner.epoch_steps * t.accumulate_grad_batches
     callbacks.append(
         ModelCheckpoint(
             dirpath=checkpoints,
@@ -140,10 +146,10 @@ def build_trainer(
     tracker = wandb_logger(config, run_dir)
     if tracker is not None:
         loggers.append(tracker)
-    t = config.trainer
     trainer = pl.Trainer(
         default_root_dir=run_dir,
         max_steps=t.max_steps,
+        limit_train_batches=epoch_batches,
         val_check_interval=t.val_every_n_steps,
         check_val_every_n_epoch=None,
         accelerator=t.accelerator,

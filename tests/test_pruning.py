@@ -241,6 +241,50 @@ def test_model_pruning_reaches_absolute_target_on_the_rnnt(tiny_corpus: Path) ->
         assert abs(zeros - math.floor(0.7 * tensor.numel)) <= 1, tensor.name
 
 
+def test_a_model_pruning_run_prunes_at_every_schedule_interval(
+    tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """Lightning's ModelPruning prunes at epoch ends; in a run of `csp train` its epochs last
+    one schedule interval, so it updates its masks as often as the step-clock methods (here
+    at steps 2, 4, 6, 8 and 10) instead of once per pass over the corpus."""
+    from experiments.config import ExperimentConfig
+    from experiments.train import train
+
+    base = {
+        "corpus": {"kind": "manifest", "path": str(tiny_corpus)},
+        "model": {"preset": "tiny"},
+        "data": {"max_batch_seconds": 20},
+        "tracking": {"mode": "disabled"},
+    }
+    dense = train(
+        ExperimentConfig.model_validate(
+            {**base, "name": "dense", "trainer": {"max_steps": 2, "val_every_n_steps": 2}}
+        ),
+        tmp_path / "dense",
+    )
+    pruning = {
+        "method": "model_pruning",
+        "sparsity": 0.6,
+        "schedule": {"kind": "cubic", "start": 0, "end": 10, "every": 2},
+    }
+    config = {
+        **base,
+        "name": "model-pruning",
+        "init_from": dense.checkpoint,
+        "pruning": pruning,
+        "trainer": {"max_steps": 14, "val_every_n_steps": 14, "checkpoint_every_n_steps": 7},
+    }
+    result = train(ExperimentConfig.model_validate(config), tmp_path / "run")
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    targets = [r["pruning/target_sparsity"] for r in records if "pruning/target_sparsity" in r]
+    assert len(targets) >= 6  # an epoch end every 2 of the 14 steps
+    rising = sorted(set(targets))
+    assert len(rising) == 5 and rising[-1] == pytest.approx(0.6)
+    reached = [r["pruning/sparsity"] for r in records if "pruning/sparsity" in r]
+    assert reached == pytest.approx(targets, abs=0.01)  # each update reaches its target
+    assert result.realized_sparsity == pytest.approx(0.6, abs=0.01)
+
+
 # ---- CSP's compressed-sensing step --------------------------------------------------------
 
 

@@ -150,6 +150,47 @@ def test_paired_comparison_says_plainly_who_wins(reproduced: Path) -> None:
     assert f"| {bootstrap_text(result)} |" in text
 
 
+def test_csp_is_paired_with_each_baseline_in_every_table_format(
+    reproduced: Path, tmp_path: Path, csp: Callable
+) -> None:
+    """A second baseline, crafted from GMP's run with one more word error on every test
+    utterance: CSP is paired with both, and table.csv holds each pairing's bootstrap."""
+    grid = copy_records(reproduced, tmp_path / "tiny")
+    spec = yaml.safe_load((grid / "grid.yaml").read_text())
+    (grid / "grid.yaml").write_text(
+        yaml.safe_dump({**spec, "methods": {**spec["methods"], "random": {}}})
+    )
+    worse = grid / "random-s0.5-seed0"
+    shutil.copytree(grid / "gmp-s0.5-seed0", worse)
+    records = [json.loads(line) for line in (worse / "test_utterances.jsonl").open()]
+    records = [{**record, "errors": record["errors"] + 1} for record in records]
+    (worse / "test_utterances.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    wer = sum(r["errors"] for r in records) / sum(r["words"] for r in records)
+    (worse / "result.json").write_text(json.dumps({**read(worse / "result.json"), "test_wer": wer}))
+
+    done = csp("report", grid, "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = table_rows(tmp_path / "out")
+    utterances = {
+        label: pooled_system(name, [grid / f"{label}-s0.5-seed0" / "test_utterances.jsonl"])
+        for label, name in (("csp", "CSP"), ("gmp", "GMP"), ("random", "Random"))
+    }
+    for label, name in (("gmp", "GMP"), ("random", "Random")):
+        row = rows[(label, 0.5)]
+        result = paired_bootstrap(utterances["csp"], utterances[label])
+        assert (row["paired_system"], row["paired_with"]) == ("CSP", name)
+        assert float(row["bootstrap_difference"]) == pytest.approx(result.difference)
+        assert float(row["bootstrap_p"]) == pytest.approx(result.p)
+        assert row["bootstrap_verdict"] == result.verdict
+    assert rows[("random", 0.5)]["bootstrap_verdict"] == "CSP wins"  # fewer errors everywhere
+    assert rows[("csp", 0.5)]["paired_with"] == ""  # CSP is not paired with itself
+    text = (tmp_path / "out" / "table.md").read_text()
+    assert "| 0.5 | CSP | GMP |" in text and "| 0.5 | CSP | Random |" in text
+    summary = next(line for line in text.splitlines() if "against each of 2 baselines" in line)
+    assert "CSP wins against Random" in summary
+    assert "against each of 2 baselines" in (tmp_path / "out" / "table.tex").read_text()
+
+
 def test_report_page_renders_in_headless_chromium(reproduced: Path, tmp_path: Path) -> None:
     page = (reproduced / "report" / "report.html").resolve().as_uri()
     shot = tmp_path / "report.png"
@@ -166,7 +207,7 @@ def test_report_page_renders_in_headless_chromium(reproduced: Path, tmp_path: Pa
     csp = read(reproduced / "csp-s0.5-seed0" / "result.json")
     assert "tiny: test WER by method and target sparsity" in dom.stdout
     assert re.search(r"<th>CSP</th>.*?" + re.escape(f"{csp['test_wer']:.3f}"), dom.stdout)
-    assert "CSP against the best baseline" in dom.stdout and "arXiv:2102.04932" in dom.stdout
+    assert "CSP against each baseline" in dom.stdout and "arXiv:2102.04932" in dom.stdout
     assert "tiny: test WER by condition" in dom.stdout and "overlap of the kept" in dom.stdout
     assert dom.stdout.count('src="data:image/png;base64,') == len(FIGURES)
     assert 'src="http' not in dom.stdout and "<script" not in dom.stdout  # self-contained

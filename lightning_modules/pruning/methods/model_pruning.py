@@ -34,16 +34,24 @@ class LightningModelPruning(ModelPruning):
     weights it saves and leaves behind get +0.0 there, the exact zero every other method
     writes, so that packing and size accounting see them as zeros.
 
-    It prunes at the end of each training epoch, its own clock, so its sparsity follows the
-    schedule in epoch-sized steps. It keeps no state: after a resume its masks are rebuilt at
-    the next epoch end from the weights (Lightning's behaviour, kept on purpose).
+    It prunes at the end of each training epoch, its own clock. A run with this method has
+    epochs of `epoch_steps` (the schedule's `every`: Lightning's `limit_train_batches`, set by
+    the trainer builder), so it updates its masks as often as the methods on the step clock
+    instead of once per pass over the corpus. Everything else is Lightning's default, among
+    them `use_lottery_ticket_hypothesis=True`: at every pruning the kept weights are reset to
+    their values at the start of the run (the dense model's). It keeps no state: after a
+    resume its masks are rebuilt at the next epoch end from the weights (Lightning's
+    behaviour, kept on purpose).
     """
 
     name = "model_pruning"
     title = "Lightning ModelPruning"
     role = Role.PEER
     citation = (
-        "lightning.pytorch.callbacks.ModelPruning (Lightning 2.6), L1 unstructured, as shipped"
+        "lightning.pytorch.callbacks.ModelPruning (Lightning 2.6), L1 unstructured per tensor at "
+        "each epoch end (epochs of one schedule interval); Lightning's defaults otherwise, "
+        "use_lottery_ticket_hypothesis=True among them: every pruning resets the kept weights "
+        "to their values at the start of the run"
     )
     color = "#9467bd"
 
@@ -75,6 +83,11 @@ class LightningModelPruning(ModelPruning):
         self.seed = seed
         self.tensors: list[PrunableTensor] = []
         self._trainer: pl.Trainer | None = None
+
+    @property
+    def epoch_steps(self) -> int:
+        """Optimizer steps per training epoch this method's runs need: one pruning interval."""
+        return self.schedule.every
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._trainer = trainer
