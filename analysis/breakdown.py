@@ -82,6 +82,26 @@ def _systems(tables: list[Table]) -> list[tuple[System, list[Run]]]:
     return found
 
 
+def group_counts(records: list[dict], grouping: str) -> dict[str, tuple[int, int, int]]:
+    """Errors, reference words and utterances of per-utterance records in each group of
+    `grouping` (a key of `GROUPINGS`)."""
+    counts: dict[str, tuple[int, int, int]] = {}
+    for record in records:
+        group = _group(record, GROUPINGS[grouping])
+        errors, words, utterances = counts.get(group, (0, 0, 0))
+        counts[group] = (errors + record["errors"], words + record["words"], utterances + 1)
+    return counts
+
+
+def wer_by(records: list[dict], grouping: str) -> dict[str, float]:
+    """Word-weighted WER of per-utterance records in each group of `grouping`."""
+    return {
+        group: errors / words
+        for group, (errors, words, _) in sorted(group_counts(records, grouping).items())
+        if words
+    }
+
+
 def breakdowns(tables: list[Table]) -> tuple[list[Breakdown], str]:
     """Per grouping, the systems' WER per group; or no breakdowns and why."""
     systems = []
@@ -94,16 +114,14 @@ def breakdowns(tables: list[Table]) -> tuple[list[Breakdown], str]:
     if not systems or not systems[0][1]:
         return [], "the dense model has no per-utterance test records"
     found = []
-    for grouping, keys in GROUPINGS.items():
+    for grouping in GROUPINGS:
         counts: dict[tuple[str, str], tuple[int, int]] = {}
         utterances: dict[str, int] = {}
         for system, records in systems:
-            for record in records:
-                group = _group(record, keys)
-                errors, words = counts.get((system.title, group), (0, 0))
-                counts[system.title, group] = (errors + record["errors"], words + record["words"])
+            for group, (errors, words, spoken) in group_counts(records, grouping).items():
+                counts[system.title, group] = (errors, words)
                 if system.sparsity == 0:
-                    utterances[group] = utterances.get(group, 0) + 1
+                    utterances[group] = spoken
         groups = sorted(utterances)
         if groups == [UNKNOWN]:
             continue  # the corpus does not record this field

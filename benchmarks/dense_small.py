@@ -11,6 +11,8 @@ Writes benchmarks/results/dense_small.json and dense_small.png:
     decode_wall_s     decoding the test split, with the config's decoding and greedy
     real_wer, real_cer the same checkpoint on real human speech (`csp data real`): an
                       out-of-domain check, never a tuning target
+    test_wer_by_engine, test_wer_by_condition  test_wer broken down by TTS engine of the
+                      held-out voices and by recording condition: what limits it
     params, steps, hours, data_card, learning_curve (dev WER at each validation against wall
     seconds since training started)
 Goal (issue 11): test_wer <= 0.15 with train_wall_s <= 1200 on a 2-core CPU, rendering
@@ -35,10 +37,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from analysis.breakdown import wer_by  # noqa: E402
+from analysis.significance import read_records  # noqa: E402
 from experiments.config import DecodingSection, load_config  # noqa: E402
 from experiments.evaluate import evaluate  # noqa: E402
 from experiments.metrics import read_metrics  # noqa: E402
-from experiments.records import METRICS, RunResult, write_json  # noqa: E402
+from experiments.records import METRICS, TEST_UTTERANCES, RunResult, write_json  # noqa: E402
 from experiments.train import REAL_TEST, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,11 +110,14 @@ def main() -> None:
         for split in ("dev", "test")
         for search in ("configured", "greedy")
     }
+    test_records = read_records(folder / "run" / TEST_UTTERANCES)
     record = {
         "render_wall_s": render_wall_s,
         "train_wall_s": result.train_wall_s,
         "dev_wer": scored["dev", "configured"]["wer"],
         "test_wer": result.test_wer,
+        "test_wer_by_engine": wer_by(test_records, "engine"),
+        "test_wer_by_condition": wer_by(test_records, "condition"),
         "dev_wer_greedy": result.dev_wer,
         "test_wer_greedy": scored["test", "greedy"]["wer"],
         "decoding": result.decoding,

@@ -22,6 +22,7 @@ import yaml
 from conftest import CSP_COMMAND, chromium, offline_env
 from PIL import Image
 
+from analysis.breakdown import wer_by
 from analysis.experiment import load_experiment
 from analysis.figures import speedup_lines
 from analysis.significance import paired_bootstrap, pooled_system
@@ -302,6 +303,9 @@ def test_wer_by_condition_and_voice_adds_up_the_runs_utterance_records(
             errors = sum(int(r["errors"]) for r in mine) / sum(int(r["words"]) for r in mine)
             result = read(reproduced / folder / "result.json")
             assert errors == pytest.approx(result["test_wer"], abs=1e-9)
+            # the one-system helper the dense benchmark uses agrees with the report's table
+            by_group = {r["group"]: int(r["errors"]) / int(r["words"]) for r in mine}
+            assert wer_by(records, grouping) == pytest.approx(by_group)
     text = (reproduced / "report" / "table.md").read_text(encoding="utf-8")
     assert "## tiny: test WER by condition" in text and "## tiny: test WER by voice" in text
     assert "| CSP @ 0.5 |" in text
