@@ -202,6 +202,36 @@ def test_speed_perturbation_plays_training_batches_at_a_drawn_rate() -> None:
     assert drawn == {17_778, 16_000, 14_546}
 
 
+def test_reverberation_plays_a_share_of_training_utterances_in_random_rooms() -> None:
+    frontend = LogMelFrontend(40, reverb_share=1.0, reverb_rt60_s=(0.3, 0.3)).train()
+    click = torch.zeros(2, 16_000)
+    click[:, 0] = 1.0
+    lengths = torch.tensor([16_000, 2_000])
+    torch.manual_seed(0)
+    played = frontend.reverberate(click, lengths)
+    # the room's response: unit energy, a tail of 0.3 s, nothing after an utterance's end
+    assert played[0].square().sum() == pytest.approx(1.0, rel=1e-4)
+    tail = played[0].abs() > 1e-6
+    assert tail[4_000:4_700].any() and not tail[4_801:].any()
+    assert not played[1, 2_000:].any() and played[1, 1_000:2_000].any()
+    assert not torch.equal(played[0], played[1])  # each utterance its own room
+    torch.manual_seed(0)
+    assert torch.equal(frontend.reverberate(click, lengths), played)  # from the global seed
+    # with share 0.5 about half the utterances change, and evaluation hears the audio as it is
+    frontend = LogMelFrontend(40, reverb_share=0.5).train()
+    clicks = torch.zeros(200, 16_000)
+    clicks[:, 0] = 1.0
+    changed = frontend.reverberate(clicks, torch.full((200,), 16_000))[:, 1:].abs() > 1e-6
+    assert 70 < int(changed.any(dim=1).sum()) < 130
+    frames, _ = frontend.eval()(click, lengths)
+    plain, _ = LogMelFrontend(40).eval()(click, lengths)
+    assert torch.equal(frames, plain)
+    with pytest.raises(ValidationError, match=r"reverb_rt60_s must be \[low, high\]"):
+        model_config("tiny", reverb_rt60_s=[0.8, 0.2])
+    module = RNNTSpeechRecognizer(model_config("tiny", reverb_share=0.3).model_dump())
+    assert module.frontend.reverb_share == 0.3
+
+
 def test_speed_factors_are_validated_and_reach_the_frontend() -> None:
     wrong = r"speed factors must lie in \[0.5, 2.0\], got \[3.0\]"
     with pytest.raises(ValidationError, match=wrong):

@@ -62,6 +62,8 @@ class RNNTSpeechRecognizer(pl.LightningModule):
             config.time_masks,
             config.time_mask_width,
             config.speed_factors,
+            config.reverb_share,
+            tuple(config.reverb_rt60_s),
         )
         self.rnnt = build_rnnt(config, self.tokenizer.vocab_size)
         self.ctc_weight = config.ctc_weight

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
 """Speed perturbation beyond these rates no longer sounds like speech."""
+MAX_RT60_S = 2.0
+"""A cathedral; the rooms of on-the-fly reverberation stay below it."""
 
 
 class RNNTConfig(BaseModel):
@@ -44,6 +46,28 @@ class RNNTConfig(BaseModel):
         "drawn at random (e.g. 0.9, 1.0, 1.1; empty: off); a list, so that saved "
         "hyper-parameters read back from JSON equal the checkpoint's",
     )
+
+    reverb_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of training utterances played, on the fly, in a random synthetic "
+        "room (0: off)",
+    )
+    reverb_rt60_s: list[float] = Field(
+        default_factory=lambda: [0.2, 0.8],
+        description="the rooms' reverberation times in seconds, drawn uniformly from [low, high]",
+    )
+
+    @field_validator("reverb_rt60_s")
+    @classmethod
+    def _a_range_of_reverberation_times(cls, bounds: list[float]) -> list[float]:
+        if len(bounds) != 2 or not 0 < bounds[0] <= bounds[1] <= MAX_RT60_S:
+            raise ValueError(
+                f"reverb_rt60_s must be [low, high] with 0 < low <= high <= {MAX_RT60_S}, "
+                f"got {bounds}"
+            )
+        return bounds
 
     @field_validator("speed_factors")
     @classmethod
