@@ -6,7 +6,7 @@ same number of trials with `--workers 1` and `--workers 2`. Writes
 benchmarks/results/sweep_throughput.json with trials per hour for each and `ratio`
 (2 workers / 1 worker), measured in one run on this machine.
 
-    python benchmarks/sweep_throughput.py [--trials 6]
+    python benchmarks/sweep_throughput.py [--trials 12]
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def timed_study(home: Path, corpus: Path, name: str, trials: int, workers: int) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--trials", type=int, default=12)  # start-up amortized
     args = parser.parse_args()
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     home = REPO / "runs" / f"benchmark-sweep-{stamp}"
