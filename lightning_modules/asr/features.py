@@ -97,21 +97,21 @@ class LogMelFrontend(nn.Module):
         decaying by 60 dB over an RT60 drawn from `reverb_rt60_s`; unit energy); drawn from
         torch's global generator. Lengths stay; the tails are cut at each utterance's end."""
         batch, samples = audio.shape
+        rows = (torch.rand(batch) < self.reverb_share).nonzero()[:, 0]
+        if len(rows) == 0:
+            return audio
         low, high = self.reverb_rt60_s
-        chosen = torch.rand(batch) < self.reverb_share
-        rt60 = low + (high - low) * torch.rand(batch, 1)
+        rt60 = low + (high - low) * torch.rand(len(rows), 1)
         taps = int(high * SAMPLE_RATE)
         t = torch.arange(taps) / SAMPLE_RATE
-        response = torch.randn(batch, taps) * torch.exp(-math.log(1000.0) * t / rt60)
+        response = torch.randn(len(rows), taps) * torch.exp(-math.log(1000.0) * t / rt60)
         response = 0.3 * response * (t < rt60)
         response[:, 0] = 1.0
         response = response / response.square().sum(-1, keepdim=True).sqrt()
-        if not chosen.any():
-            return audio
-        rows = chosen.nonzero()[:, 0].to(audio.device)
+        rows = rows.to(audio.device)
         size = _smooth_length(samples + taps - 1)  # an FFT of a prime length is 20x slower
         spectrum = torch.fft.rfft(audio[rows].float(), size) * torch.fft.rfft(
-            response[chosen].to(audio.device), size
+            response.to(audio.device), size
         )
         played = audio.float().clone()
         played[rows] = torch.fft.irfft(spectrum, size)[:, :samples]
