@@ -149,6 +149,13 @@ class Entry:
             f"{faster}"
         )
 
+    def greedy_text(self) -> str:
+        """Greedy test WER (the acoustic model alone) when the runs decoded otherwise."""
+        greedy = self.mean_of("test_wer_greedy")
+        if greedy is None or greedy == self.wer_mean:
+            return ""
+        return f"greedy {greedy:.3f}"
+
     def real_text(self) -> str:
         """WER on real speech (the run's `real_test`), when the runs scored it."""
         real = self.mean_of("real_wer")

@@ -5,6 +5,8 @@ Usage:
     csp reproduce                          # the default grid (experiments/grids/default.yaml)
     csp reproduce --grid tiny|paper|ablation|FILE
     csp reproduce --corpus /data/LibriSpeech [--runs-dir runs]
+    csp reproduce --workers 2                          # two cells at a time on this machine
+    csp reproduce --storage postgresql://host/db       # on every machine: they share the grid
 """
 
 from __future__ import annotations
@@ -38,14 +40,34 @@ import click
     default=Path("runs"),
     show_default=True,
 )
-def reproduce(grid: str, corpus: Path | None, runs_dir: Path) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="cells trained at once on this machine, each with its share of the cores",
+)
+@click.option(
+    "--storage",
+    default=None,
+    help="keep the grid in an Optuna study (one trial per cell) at this URL, the same URLs "
+    "as `csp sweep` (a journal file path, sqlite:///FILE, postgresql://...): the same command "
+    "on other machines joins the grid and takes the cells no one holds. Default with "
+    "--workers > 1: $CSP_SWEEP_STORAGE, else runs/sweeps/studies.journal",
+)
+def reproduce(
+    grid: str, corpus: Path | None, runs_dir: Path, workers: int, storage: str | None
+) -> None:
     """Run the paper comparison: the dense model once, then every method × sparsity × seed.
 
     Each pruning run (a cell) starts from the same dense weights with the same budget and
     schedule; realized sparsity and packed size are read from the saved weights. Runs that
     ended are reused, an interrupted one resumes from its checkpoint: run the command again
     to go on. A cell that fails or diverges is recorded with its reason and the others still
-    run. Ends with the results table, the W&B run folders (offline unless W&B is set up) and
+    run. With --workers or --storage the cells are trials of an Optuna study that workers
+    here and on other machines share (a killed worker's cell is resumed by another one; a
+    finished cell never runs twice); run folders and results are the same. Ends with the
+    results table, the W&B run folders (offline unless W&B is set up) and
     the report (runs/GRID/report/report.html, see `csp report`); exits with 1 if a cell did
     not complete.
     """
@@ -57,10 +79,17 @@ def reproduce(grid: str, corpus: Path | None, runs_dir: Path) -> None:
     from experiments.reproduce import grid_path, load_grid, run_grid, wandb_run_dirs
     from lightning_modules.data.readers import corpus_from_path
 
-    chosen = load_grid(
-        grid_path(grid), runs_dir, corpus_from_path(corpus) if corpus is not None else None
-    )
-    summary = run_grid(chosen, log=click.echo)
+    corpus_section = corpus_from_path(corpus) if corpus is not None else None
+    chosen = load_grid(grid_path(grid), runs_dir, corpus_section)
+    if workers == 1 and storage is None:
+        summary = run_grid(chosen, log=click.echo)
+    else:
+        from sweeps.grid_study import run_grid_study
+        from sweeps.storage import storage_url
+
+        summary = run_grid_study(
+            chosen, workers, storage_url(storage), corpus_section, log=click.echo
+        )
     table = main_table(load_experiment(chosen.root))
     click.echo(to_markdown(table, paired_comparison(table)))
     click.echo(f"results: {chosen.root / GRID_RESULTS}")

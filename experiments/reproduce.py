@@ -25,6 +25,7 @@ Every config is built and validated before any training starts.
 from __future__ import annotations
 
 import copy
+import fcntl
 import re
 import traceback
 from collections.abc import Callable, Iterator
@@ -42,9 +43,11 @@ from experiments.config import (
     format_validation_error,
 )
 from experiments.files import read_yaml
+from experiments.metrics import read_metrics
 from experiments.records import (
     GRID_RECORD,
     GRID_RESULTS,
+    METRICS,
     RunResult,
     RunState,
     cell_dir_name,
@@ -230,7 +233,7 @@ def load_grid(path: Path, runs_dir: Path, corpus: dict[str, Any] | None = None) 
     return Grid(spec, runs_dir, corpus)
 
 
-def _train_cell(config: ExperimentConfig, directory: Path) -> RunState:
+def run_cell(config: ExperimentConfig, directory: Path) -> RunState:
     """Train one cell; one that raises is recorded in `failed.json` and the grid goes on.
 
     The next invocation tries a failed cell again (it resumes from its last checkpoint).
@@ -263,30 +266,83 @@ def dense_result(grid: Grid, log: Callable[[str], None] = print) -> RunResult:
     return train(grid.dense, grid.dense_dir, resume=True)
 
 
-def run_grid(grid: Grid, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train what has not ended yet; return the dense result and every cell's state.
+SETTLED_TOLERANCE = 0.01
+"""A cell's fine-tuning has settled when its dev WER fell by at most this much (absolute)
+from the middle of fine-tuning to its end."""
 
-    `grid.yaml` in the grid folder records which cells the grid holds, so a report can show
-    the ones that never ran. A cell that raises or diverges is recorded with its state and
-    reason; the other cells still run.
-    """
+
+def fine_tuning_settling(directory: Path, config: ExperimentConfig) -> dict[str, Any] | None:
+    """Dev WER at the middle and at the end of a pruning cell's fine-tuning (the steps after
+    its schedule ends), from the cell's metrics stream, and whether it has settled; None for a
+    run without a schedule or fewer than two validations in its fine-tuning."""
+    metrics = directory / METRICS
+    if config.pruning is None or not metrics.is_file():
+        return None
+    start, end = config.pruning.schedule.end, config.trainer.max_steps
+    dev = {}
+    for row in read_metrics(metrics):
+        if "dev_wer" in row and start <= row["step"] < end:
+            dev.setdefault(row["step"], row["dev_wer"])  # the first: not the final re-check
+    if len(dev) < 2:
+        return None
+    middle = min(dev, key=lambda step: abs(step - (start + end) / 2))
+    last = max(dev)
+    if middle == last:
+        return None
+    return {
+        "middle_step": middle,
+        "dev_wer_middle": dev[middle],
+        "end_step": last,
+        "dev_wer_end": dev[last],
+        "settled": dev[middle] - dev[last] <= SETTLED_TOLERANCE,
+    }
+
+
+def train_dense(grid: Grid, log: Callable[[str], None] = print) -> RunResult:
+    """The grid's dense model, trained if missing under a lock, so that processes starting at
+    once on one machine never train it twice."""
+    check_dense(grid)
+    grid.root.mkdir(parents=True, exist_ok=True)
+    with open(grid.root / ".dense.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return dense_result(grid, log)
+
+
+def start_grid(grid: Grid, log: Callable[[str], None] = print) -> RunResult:
+    """Check the grid, record which cells it holds (`grid.yaml` in its folder, so a report
+    can show the ones that never ran) and return its dense model (`train_dense`)."""
     check_dense(grid)
     grid.root.mkdir(parents=True, exist_ok=True)
     spec = {**grid.spec.model_dump(mode="json"), "dense": grid.dense.model_dump(mode="json")}
     (grid.root / GRID_RECORD).write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
-    dense = dense_result(grid, log)
-    cells = []
+    return train_dense(grid, log)
+
+
+def run_grid(grid: Grid, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train what has not ended yet, one cell after another; return the summary
+    (`summarize_grid`). A cell that raises or diverges is recorded with its state and
+    reason; the other cells still run."""
+    dense = start_grid(grid, log)
     configs = list(grid.cell_configs(Path(dense.checkpoint)))
     for index, (directory, config) in enumerate(configs, start=1):
         where = f"cell {index}/{len(configs)}: {directory.name}"
         state = run_state(directory)
         if state.result is None:
             log(f"{where}: training")
-            state = _train_cell(config, directory)
+            state = run_cell(config, directory)
         else:
             log(f"{where}: {state.status}, skipped")
         if state.status != "complete":
             log(f"{where}: {state.note}")
+    return summarize_grid(grid, dense)
+
+
+def summarize_grid(grid: Grid, dense: RunResult) -> dict[str, Any]:
+    """The dense result and every cell's state, read from the run folders, written to the
+    grid's results.json."""
+    cells = []
+    for directory, config in grid.cell_configs(Path(dense.checkpoint)):
+        state = run_state(directory)
         label, method, sparsity = grid.facts[directory]
         cells.append(
             {
@@ -298,6 +354,7 @@ def run_grid(grid: Grid, log: Callable[[str], None] = print) -> dict[str, Any]:
                 "seed": config.seed,
                 "status": state.status,
                 "reason": state.reason,
+                "settled": fine_tuning_settling(directory, config),
             }
         )
     summary = {

@@ -2,8 +2,11 @@
 
     python -m sweeps worker NAME --storage URL --runs-dir DIR --trials N [--index I] [--threads T]
     python -m sweeps trial NAME NUMBER --storage URL --runs-dir DIR
+    python -m sweeps cells NAME --storage URL --runs-dir DIR
 
-A worker runs trials of study NAME until N are done; a trial process trains one trial.
+A worker runs trials of study NAME until N are done; a trial process trains one trial; a
+cells worker (started by `csp reproduce --workers K`) trains the cells of the grid study NAME
+until none is waiting or running (sweeps.grid_study).
 Bad input ends with one `error:` line and exit code 2, as in the `csp` command.
 """
 
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from experiments.config import ConfigError
 from lightning_modules.data.manifest import CorpusError
+from sweeps.grid_study import work as work_cells
 from sweeps.storage import storage_url
 from sweeps.worker import run_trial, work
 
@@ -23,7 +27,7 @@ from sweeps.worker import run_trial, work
 def parser() -> argparse.ArgumentParser:
     parsed = argparse.ArgumentParser(prog="python -m sweeps", description=__doc__.split("\n")[0])
     roles = parsed.add_subparsers(dest="role", required=True)
-    for role in ("worker", "trial"):
+    for role in ("worker", "trial", "cells"):
         sub = roles.add_parser(role)
         sub.add_argument("name")
         if role == "trial":
@@ -42,7 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.pop("WANDB_SERVICE", None)  # each process owns its W&B service (see cli)
     url = storage_url(arguments.storage)
     try:
-        if arguments.role == "worker":
+        if arguments.role == "cells":
+            work_cells(arguments.name, url, arguments.runs_dir)
+        elif arguments.role == "worker":
             work(
                 arguments.name,
                 url,

@@ -16,7 +16,6 @@ is older than the grace period (another host).
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import math
 import os
 import signal
@@ -35,7 +34,7 @@ from optuna.trial import TrialState
 
 from experiments.config import ConfigError
 from experiments.records import RESULT, RunResult, read_result, write_result
-from experiments.reproduce import check_dense, dense_result
+from experiments.reproduce import train_dense
 from experiments.train import is_launching_process, train
 from sweeps.early_stopping import TrialEarlyStopping
 from sweeps.storage import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, MAX_RETRY, is_database
@@ -88,21 +87,32 @@ def is_stale(trial: optuna.trial.FrozenTrial, now: float, check_heartbeat: bool)
     return check_heartbeat and now - beat > GRACE_PERIOD_S
 
 
-def fail_stale_trials(sweep: Sweep) -> list[int]:
-    """Fail the RUNNING trials whose worker is gone and enqueue each again with its params."""
-    study, storage = sweep.study, sweep.storage
+def fail_stale_trials(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, check_heartbeat: bool
+) -> list[int]:
+    """Fail the RUNNING trials whose worker is gone and enqueue each again with its params
+    and user attributes (`check_heartbeat`: also those whose heartbeat attribute is stale,
+    for storages without Optuna's own heartbeat)."""
     retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
     failed = []
     now = time.time()
+    study_id = storage.get_study_id_from_name(study.study_name)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not is_stale(trial, now, check_heartbeat=not is_database(sweep.storage_url)):
+        if not is_stale(trial, now, check_heartbeat=check_heartbeat):
             continue
-        trial_id = sweep.trial_id(trial.number)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
             continue  # another worker failed it first
         retry(study, storage.get_trial(trial_id))
         failed.append(trial.number)
     return failed
+
+
+def stale_trials(sweep: Sweep) -> list[int]:
+    """`fail_stale_trials` for a sweep's study."""
+    return fail_stale_trials(
+        sweep.study, sweep.storage, check_heartbeat=not is_database(sweep.storage_url)
+    )
 
 
 class Heartbeat:
@@ -128,14 +138,8 @@ class Heartbeat:
 
 
 def dense_checkpoint(sweep: Sweep, log: Callable[[str], None] = print) -> Path:
-    """The grid's dense model: trained here if missing, under a lock so that workers on one
-    machine never train it twice."""
-    root = sweep.grid.dense_dir
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root.parent / ".dense.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        check_dense(sweep.grid)
-        dense_result(sweep.grid, log)
+    """The grid's dense model, trained here if missing (once per machine: `train_dense`)."""
+    train_dense(sweep.grid, log)
     return sweep.dense_checkpoint()
 
 
@@ -190,7 +194,7 @@ def work(
     every trial rather than with one."""
     sweep = open_sweep(name, storage_url, runs_dir, worker=index)
     while True:
-        fail_stale_trials(sweep)
+        stale_trials(sweep)
         failed = sweep.counts().get("FAIL", 0)
         if failed >= budget:
             raise ConfigError(
@@ -235,7 +239,7 @@ def run_workers(
     """Start `workers` local worker processes and print progress until they end; returns the
     number of workers that failed."""
     dense_checkpoint(sweep, log)
-    stale = fail_stale_trials(sweep)
+    stale = stale_trials(sweep)
     if stale:
         log(f"trials {stale}: their worker is gone; failed and enqueued again")
     threads = max(1, (os.cpu_count() or 1) // workers)
@@ -260,18 +264,29 @@ def run_workers(
         )
         for index in range(workers)
     ]
+    failed = watch(processes, lambda: progress_line(sweep, budget), log, poll_s)
+    log(status_report(sweep, budget))
+    return failed
+
+
+def watch(
+    processes: list[subprocess.Popen],
+    progress: Callable[[], str],
+    log: Callable[[str], None],
+    poll_s: float,
+) -> int:
+    """Log `progress()` whenever it changes until every process has ended; returns how many
+    ended with an error."""
     shown = ""
     while True:
         codes = [process.poll() for process in processes]
-        line = progress_line(sweep, budget)
+        line = progress()
         if line != shown:
             log(line)
             shown = line
         if all(code is not None for code in codes):
-            break
+            return sum(1 for code in codes if code != 0)
         time.sleep(poll_s)
-    log(status_report(sweep, budget))
-    return sum(1 for code in codes if code != 0)
 
 
 def progress_line(sweep: Sweep, budget: int) -> str:

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"))  # Debian's server binaries
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -110,3 +118,38 @@ def chromium(
             text=True,
             timeout=120,
         )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A PostgreSQL server of our own on 127.0.0.1, stopped at the end."""
+    assert PG_BINS, "the PostgreSQL server is missing: run scripts/bootstrap.sh (it installs it)"
+    bin_dir = PG_BINS[-1]
+    root = Path(tempfile.mkdtemp(prefix="csp-pg-", dir="/tmp"))
+    root.chmod(0o755)
+    data = root / "data"
+    # the server refuses to run as root: as root, run it as Debian's postgres user
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(root, "postgres")
+    port = free_port()
+    subprocess.run(
+        [*as_postgres, bin_dir / "initdb", "-D", data, "--auth=trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
+    pg_ctl = [*as_postgres, bin_dir / "pg_ctl", "-D", data]
+    # the server logs to a file: on our pipes it would keep them open and hang the run
+    start = [*pg_ctl, "-o", options, "-l", root / "server.log", "-w", "start"]
+    subprocess.run(start, check=True, capture_output=True, timeout=60)
+    try:
+        subprocess.run(
+            [*as_postgres, bin_dir / "createdb", "-h", "127.0.0.1", "-p", str(port), "sweeps"],
+            check=True,
+            capture_output=True,
+        )
+        yield f"postgresql://postgres@127.0.0.1:{port}/sweeps"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "fast", "-w", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

@@ -336,7 +336,7 @@ def test_kaldi_problems_are_named_with_file_and_line(tmp_path: Path) -> None:
     dirs = write_kaldi(tmp_path, segments=True)
     train = Path(dirs["train"])
     wav_scp = (train / "wav.scp").read_text()
-    (train / "wav.scp").write_text(wav_scp + "piped sox x.flac -t wav - |\n")
+    (train / "wav.scp").write_text(wav_scp + "piped flac -c -d -s $(ls x.flac) |\n")
     (train / "text").write_text("a-part Part of a.\na-all\nghost Not anywhere\nx-part in x\n")
     (train / "segments").write_text(
         "a-part a 0.50 1.50\na-all a 0 2\nx-part x 0 1\nuntold a 0 1\nbackwards a 1 0.5\n"
@@ -346,7 +346,8 @@ def test_kaldi_problems_are_named_with_file_and_line(tmp_path: Path) -> None:
         read_kaldi_dir(train, "train")
     message = str(error.value)
     for line in [
-        f"{train}/wav.scp:2: recording 'piped' is a command ('sox x.flac -t wav - |')",
+        f"{train}/wav.scp:2: recording 'piped' is a command that is not read "
+        "('flac -c -d -s $(ls x.flac) |'): it holds a shell construct",
         f"{train}/segments:3: recording 'x' of utterance 'x-part' is not in {train}/wav.scp",
         f"{train}/segments:4: no transcript for 'untold' in {train}/text",
         f"{train}/segments:5: segment 'backwards' from 1.0 s to 0.5 s",
@@ -356,6 +357,73 @@ def test_kaldi_problems_are_named_with_file_and_line(tmp_path: Path) -> None:
     ]:
         assert line in message
     assert message.startswith(f"7 problem(s) in {train}:")
+
+
+@pytest.mark.parametrize(
+    "pipe",
+    [
+        "flac -c -d -s {} |",  # Kaldi's LibriSpeech recipe
+        "flac --decode --stdout --silent {} |",
+        "sox {} -t wav - |",
+        "ffmpeg -threads 1 -i {} -ar 16000 -map_channel 0.0.0  -f wav -threads 1 pipe:1 |",
+    ],
+    ids=["flac", "flac-long", "sox", "ffmpeg"],
+)
+def test_kaldi_decoder_pipes_read_the_file_they_decode(tmp_path: Path, pipe: str) -> None:
+    dirs = write_kaldi(tmp_path, segments=True)
+    for folder in dirs.values():
+        wav_scp = Path(folder) / "wav.scp"
+        entries = [line.split(maxsplit=1) for line in wav_scp.read_text().splitlines()]
+        wav_scp.write_text("".join(f"{key} {pipe.format(path)}\n" for key, path in entries))
+    section = corpus_section({"kind": "kaldi", **dirs})
+    check_read(section.read(), audio_files_read(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("command", "why"),
+    [
+        ("flac -c -d -s a.flac; rm -rf x |", "it holds a shell construct"),
+        ("flac -c -d -s $(cat list) |", "it holds a shell construct"),
+        ("sph2pipe a.sph -f wav | ffmpeg -i pipe:0 pipe:1 |", "it holds a shell construct"),
+        ("cat a.wav |", "only flac, sox and ffmpeg decoder pipes are recognized"),
+        ("flac -s a.flac |", "a flac pipe decodes one file to standard output"),
+        ("sox a.flac -t wav - remix 1 |", "a sox pipe converts one file to standard output"),
+        ("ffmpeg -i a.flac -map_channel 0.0.1 pipe:1 |", "it selects channel '0.0.1'"),
+    ],
+)
+def test_kaldi_commands_that_are_not_one_decoder_are_refused_with_their_line(
+    tmp_path: Path, command: str, why: str
+) -> None:
+    dirs = write_kaldi(tmp_path, segments=True)
+    train = Path(dirs["train"])
+    with (train / "wav.scp").open("a") as out:
+        out.write(f"piped {command}\n")
+    with pytest.raises(CorpusError) as error:
+        read_kaldi_dir(train, "train")
+    assert f"{train}/wav.scp:2: recording 'piped' is a command that is not read " in str(
+        error.value
+    )
+    assert why in str(error.value)
+
+
+def test_lhotse_export_to_kaldi_is_read_back(tmp_path: Path) -> None:
+    """lhotse's own Kaldi export (ffmpeg pipes for FLAC audio) reads as its manifests do."""
+    from lhotse.kaldi import export_to_kaldi
+
+    manifests = lhotse_manifests(tmp_path, ".jsonl")
+    dirs = {}
+    for split, files in manifests.items():
+        dirs[split] = str(tmp_path / "kaldi" / split)
+        export_to_kaldi(
+            RecordingSet.from_file(files["recordings"]),
+            SupervisionSet.from_file(files["supervisions"]),
+            dirs[split],
+        )
+    assert "pipe:1 |" in (Path(dirs["train"]) / "wav.scp").read_text()
+    via_kaldi = corpus_section({"kind": "kaldi", **dirs}).read()
+    check_read(via_kaldi, audio_files_read(tmp_path))
+    via_lhotse = corpus_section({"kind": "lhotse", **manifests}).read()
+    assert sorted(u.id for u in via_kaldi) == sorted(u.id for u in via_lhotse)
 
 
 def test_kaldi_without_segments_missing_text_and_speaker(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import yaml
 from conftest import offline_env, reproduce_tiny
 
 from analysis.wandb_records import read_offline_run
-from experiments.reproduce import GRIDS, grid_path, load_grid
+from experiments.reproduce import GRIDS, fine_tuning_settling, grid_path, load_grid
 
 CELLS = ("csp-s0.5-seed0", "gmp-s0.5-seed0")
 
@@ -181,3 +181,33 @@ def test_shipped_grids_load_and_share_dense_models_they_match(path: Path, tmp_pa
         grids = [load_grid(other, tmp_path) for other in GRIDS.glob("*.yaml")]
         (owner,) = [other for other in grids if other.spec.name == grid.spec.dense_from]
         assert owner.dense == grid.dense and owner.dense_dir == grid.dense_dir
+
+
+@pytest.mark.parametrize(
+    ("middle", "end", "settled"), [(0.50, 0.495, True), (0.50, 0.48, False), (0.40, 0.45, True)]
+)
+def test_a_cell_has_settled_when_its_dev_wer_stops_falling_in_fine_tuning(
+    tmp_path: Path, middle: float, end: float, settled: bool
+) -> None:
+    """The middle and the end of fine-tuning are the validations nearest the middle of
+    [schedule end, max steps) and the last one in it; the final re-check is not a point."""
+    grid = load_grid(grid_path("tiny"), tmp_path)
+    directory, config = next(iter(grid.cell_configs(tmp_path / "dense.ckpt")))
+    start, stop = config.pruning.schedule.end, config.trainer.max_steps  # 16, 24 in tiny
+    rows = [
+        {"step": start - 5, "dev_wer": 0.9},  # during pruning: not fine-tuning
+        {"step": start + 3, "dev_wer": middle},
+        {"step": stop - 1, "dev_wer": end},
+        {"step": stop - 1, "dev_wer": 0.0},  # the chosen checkpoint's re-check
+    ]
+    directory.mkdir(parents=True)
+    (directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert fine_tuning_settling(directory, config) == {
+        "middle_step": start + 3,
+        "dev_wer_middle": middle,
+        "end_step": stop - 1,
+        "dev_wer_end": end,
+        "settled": settled,
+    }
+    (directory / "metrics.jsonl").write_text(json.dumps(rows[2]) + "\n")
+    assert fine_tuning_settling(directory, config) is None  # one validation: nothing to compare

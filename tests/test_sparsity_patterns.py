@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 from pruning_harness import fit, make_method, schedule, tiny_data, tiny_rnnt
-from test_pruning import ENGINE_METHODS, NARANG_TOLERANCE
+from test_pruning import ENGINE_METHODS
 
 from experiments.config import PruningSection
 from lightning_modules.pruning.sparsity_patterns import as_rows, parse_pattern
 
 PATTERNS = ["2:4", "1:4", "4:8", "1x4", "4x4", "16x16"]
+PATTERN_TOLERANCE = 0.03
+"""How far a method's realized sparsity may land from its target: whole blocks and groups."""
 
 
 def n_of_m_holds(mask: torch.Tensor, n: int, m: int) -> bool:
@@ -113,11 +115,13 @@ def test_config_refuses_impossible_patterns() -> None:
     assert PruningSection.model_validate(section(pattern="4x4")).build(0).pattern.spec == "4x4"
 
 
-@pytest.mark.parametrize("spec", ["2:4", "4x4"])
+@pytest.mark.parametrize("spec", PATTERNS)
 @pytest.mark.parametrize("name", ENGINE_METHODS)
-def test_every_method_prunes_every_tensor_in_the_pattern(
+def test_every_method_reaches_its_target_in_every_pattern(
     name: str, spec: str, tiny_corpus: Path
 ) -> None:
+    """Every tensor holds the pattern and the prunable set lands on the target sparsity
+    (Narang's threshold included: it once overshot, 0.60 for 2:4 at 0.5)."""
     method = make_method(name, schedule(final=0.75, start=1, end=5, every=2), pattern=spec)
     module = tiny_rnnt(7)
     fit(module, [method], max_steps=7, data=tiny_data(tiny_corpus))
@@ -126,5 +130,5 @@ def test_every_method_prunes_every_tensor_in_the_pattern(
         nonzero = tensor.parameter.detach() != 0  # the trained weights, not the callback's view
         assert holds(spec, nonzero), f"{name} {spec}: {tensor.name} breaks the pattern"
         total, kept = total + nonzero.numel(), kept + int(nonzero.sum())
-    tolerance = NARANG_TOLERANCE if name == "narang" else 0.03  # blocks round to whole blocks
-    assert 1 - kept / total >= 0.75 - tolerance, f"{name} {spec}: sparsity {1 - kept / total:.3f}"
+    realized = 1 - kept / total
+    assert realized == pytest.approx(0.75, abs=PATTERN_TOLERANCE), f"{name} {spec}: {realized:.3f}"

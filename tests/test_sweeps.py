@@ -4,34 +4,23 @@ under DDP, the dashboard in a real browser, and refusals before any work."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
 import yaml
-from conftest import CSP_COMMAND, REPO, chromium, offline_env
+from conftest import CSP_COMMAND, REPO, chromium, free_port, offline_env
 from optuna.trial import TrialState
 
 from experiments.config import load_config
 from sweeps.storage import open_storage
 
-PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"))  # Debian's server binaries
 TINY_GRID = REPO / "experiments" / "grids" / "tiny.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -84,41 +73,6 @@ def create(home: Path, spec: Path, storage: str, corpus: Path) -> None:
 
 def load(storage: str, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=open_storage(storage))
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[str]:
-    """A PostgreSQL server of our own on 127.0.0.1, stopped at the end."""
-    assert PG_BINS, "the PostgreSQL server is missing: run scripts/bootstrap.sh (it installs it)"
-    bin_dir = PG_BINS[-1]
-    root = Path(tempfile.mkdtemp(prefix="csp-pg-", dir="/tmp"))
-    root.chmod(0o755)
-    data = root / "data"
-    # the server refuses to run as root: as root, run it as Debian's postgres user
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_postgres:
-        shutil.chown(root, "postgres")
-    port = free_port()
-    subprocess.run(
-        [*as_postgres, bin_dir / "initdb", "-D", data, "--auth=trust", "-U", "postgres"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
-    pg_ctl = [*as_postgres, bin_dir / "pg_ctl", "-D", data]
-    # the server logs to a file: on our pipes it would keep them open and hang the run
-    start = [*pg_ctl, "-o", options, "-l", root / "server.log", "-w", "start"]
-    subprocess.run(start, check=True, capture_output=True, timeout=60)
-    try:
-        subprocess.run(
-            [*as_postgres, bin_dir / "createdb", "-h", "127.0.0.1", "-p", str(port), "sweeps"],
-            check=True,
-            capture_output=True,
-        )
-        yield f"postgresql://postgres@127.0.0.1:{port}/sweeps"
-    finally:
-        subprocess.run([*pg_ctl, "-m", "fast", "-w", "stop"], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_refusals_come_before_any_work(home: Path, tiny_corpus: Path) -> None:

@@ -5,8 +5,14 @@ The files are read here, line by line, so that every problem is named with its f
 (lhotse's `load_kaldi_data_dir` reads them too, but opens every audio file and names no lines):
 
 - ``wav.scp``: ``<recording-id> <audio path>``. A path relative to the working directory (as
-  Kaldi tools read it) or absolute; commands (``... |``), Kaldi archives (``x.ark:123``) and
-  stdin (``-``) are refused, since their audio is not one plain file.
+  Kaldi tools read it) or absolute. The decoder pipes that recipes and lhotse write for
+  compressed audio are recognized and the one file they decode is read directly, never
+  through a shell: ``flac -c -d -s PATH |`` (Kaldi's LibriSpeech recipe), ``sox PATH -t wav
+  - |`` and ``ffmpeg ... -i PATH ... pipe:1 |`` (lhotse's ``export_to_kaldi``), with or
+  without options. The decoded file must be 16 kHz mono like any other entry (the pipe's
+  own conversions are not run). Any other command, a pipe with a shell construct (``;``,
+  ``$(...)``, backquotes, redirections, a second ``|``), Kaldi archives (``x.ark:123``) and
+  stdin (``-``) are refused with their line, since their audio is not one plain file.
 - ``text``: ``<utterance-id> <transcript>``; these ids are the corpus's utterances.
 - ``segments`` (optional): ``<utterance-id> <recording-id> <start> <end>`` in seconds (an end
   of -1: the end of the file). Without it every recording is one utterance of the same id.
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -163,8 +170,11 @@ def read_kaldi_dir(folder: str | Path, split: str) -> list[Utterance]:
 def _audio_path(where: str, key: str, value: str, problems: list[str]) -> Path | None:
     """The audio file of a wav.scp entry, or None with the problem added (not a plain file)."""
     if value.endswith("|"):
+        decoded, why = decoder_input(value[:-1])
+        if decoded is not None:
+            return Path(decoded)
         problems.append(
-            f"{where}: recording {key!r} is a command ({value!r}); only audio files are read: "
+            f"{where}: recording {key!r} is a command that is not read ({value!r}): {why}; "
             "write its audio to a file and list that file"
         )
     elif _ARCHIVE.search(value):
@@ -176,6 +186,70 @@ def _audio_path(where: str, key: str, value: str, problems: list[str]) -> Path |
     else:
         return Path(value)
     return None
+
+
+_SHELL_CONSTRUCTS = re.compile(r"[;&|`<>()]|\$")
+"""Characters that make a command more than one decoder reading one file."""
+_SOX_VALUES = {"-t", "--type", "-r", "--rate", "-c", "--channels", "-b", "--bits", "-e",
+               "--encoding", "-v", "--volume"}  # fmt: skip
+_FFMPEG_FLAGS = {"-y", "-n", "-nostdin", "-hide_banner", "-vn"}
+
+
+def decoder_input(command: str) -> tuple[str | None, str]:
+    """The one file a recognized decoder pipe (flac, sox, ffmpeg; see the module docstring)
+    decodes to standard output, or None and why the command is not read."""
+    if _SHELL_CONSTRUCTS.search(command):
+        return None, "it holds a shell construct"
+    try:
+        program, *arguments = shlex.split(command)
+    except ValueError as error:  # unbalanced quotes
+        return None, f"it does not parse ({error})"
+    reader = {"flac": _flac_input, "sox": _sox_input, "ffmpeg": _ffmpeg_input}.get(
+        Path(program).name
+    )
+    if reader is None:
+        return None, "only flac, sox and ffmpeg decoder pipes are recognized"
+    return reader(arguments)
+
+
+def _flac_input(arguments: list[str]) -> tuple[str | None, str]:
+    """`flac -c -d [-s] PATH`: decode (-d) to standard output (-c)."""
+    short = {c for a in arguments if a.startswith("-") and not a.startswith("--") for c in a[1:]}
+    long = {a for a in arguments if a.startswith("--")}
+    files = [a for a in arguments if not a.startswith("-")]
+    decodes = "d" in short or "--decode" in long
+    to_stdout = "c" in short or "--stdout" in long
+    if not (decodes and to_stdout) or len(files) != 1:
+        return None, "a flac pipe decodes one file to standard output (flac -c -d -s FILE)"
+    return files[0], ""
+
+
+def _sox_input(arguments: list[str]) -> tuple[str | None, str]:
+    """`sox [options] PATH [format options] -`: no effects after the output."""
+    files, skip = [], False
+    for argument in arguments:
+        if skip:
+            skip = False
+        elif argument in _SOX_VALUES:
+            skip = True
+        elif argument == "-" or not argument.startswith("-"):
+            files.append(argument)
+    if len(files) != 2 or files[1] != "-" or files[0] == "-" or arguments[-1] != "-":
+        return None, "a sox pipe converts one file to standard output (sox FILE -t wav -)"
+    return files[0], ""
+
+
+def _ffmpeg_input(arguments: list[str]) -> tuple[str | None, str]:
+    """`ffmpeg [options] -i PATH [options] pipe:1` (or `-`), channel 0 of the input only."""
+    inputs = [arguments[i + 1] for i, a in enumerate(arguments[:-1]) if a == "-i"]
+    if len(inputs) != 1 or inputs[0] in ("-", "pipe:", "pipe:0"):
+        return None, "an ffmpeg pipe reads one input file (-i FILE)"
+    if arguments[-1] not in ("-", "pipe:", "pipe:1"):
+        return None, "an ffmpeg pipe writes to standard output (pipe:1)"
+    for i, argument in enumerate(arguments[:-1]):
+        if argument == "-map_channel" and arguments[i + 1] != "0.0.0":
+            return None, f"it selects channel {arguments[i + 1]!r}; only mono files are read"
+    return inputs[0], ""
 
 
 def _segments(

@@ -1,0 +1,137 @@
+"""Benchmark: this machine's compute budget, measured before an experiment is sized.
+
+Seconds per training step for model sizes between the tiny and small presets, with 1 and 2
+threads, under the default grid's dense recipe (characters, 40 ms encoder steps, CTC 0.5,
+speed perturbation, 45 s batches); and seconds per decoded test utterance of a trained model
+(the main job's dense model, `--model`), greedy and with the grid's decoding (beam 4 and the
+character LM). Writes benchmarks/results/budget.json; docs/budget.md sizes the default grid
+from it.
+
+    python benchmarks/budget.py --corpus data/small [--model runs/.../dense/checkpoints/last.ckpt]
+
+Each (size, threads) pair trains in its own process (`--one`), so its thread count is set
+before torch starts its pools; the step time is the slope of the metrics stream's wall clock
+between the 10th and the last step (start-up and the first batches left out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULT = REPO / "benchmarks" / "results" / "budget.json"
+STEPS = 40
+SIZES: dict[str, dict[str, Any]] = {  # label → model section
+    "tiny (0.25 M)": {"preset": "tiny", "overrides": {}},
+    "2 × 128 (1.0 M)": {
+        "preset": "small",
+        "overrides": {"encoder_layers": 2, "encoder_hidden": 128, "predictor_hidden": 128,
+                      "joiner_dim": 128},
+    },
+    "3 × 160 (2.1 M)": {
+        "preset": "small",
+        "overrides": {"encoder_layers": 3, "encoder_hidden": 160, "predictor_hidden": 160,
+                      "joiner_dim": 160},
+    },
+    "small (4.9 M)": {"preset": "small", "overrides": {}},
+}  # fmt: skip
+RECIPE = {"stack": 4, "ctc_weight": 0.5, "freq_masks": 0, "time_masks": 0,
+          "speed_factors": [0.9, 1.0, 1.1]}  # fmt: skip
+
+
+def one(size: str, corpus: Path, steps: int) -> dict[str, Any]:
+    """Train `steps` steps of one size in this process; the seconds per step and parameters."""
+    from experiments.config import ExperimentConfig
+    from experiments.metrics import read_metrics
+    from experiments.records import METRICS
+    from experiments.train import train
+
+    model = SIZES[size]
+    config = ExperimentConfig.model_validate(
+        {
+            "name": "budget",
+            "corpus": {"kind": "synth", "size": "small", "seed": 0, "dir": str(corpus)},
+            "model": {"preset": model["preset"], "overrides": {**RECIPE, **model["overrides"]}},
+            "data": {"max_batch_seconds": 45, "sorted_epochs": 0},
+            "trainer": {"max_steps": steps, "val_every_n_steps": steps,
+                        "checkpoint_every_n_steps": steps, "bench_utterances": 0},
+            "tracking": {"mode": "disabled"},
+        }
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        result = train(config, Path(folder) / "run")
+        times = {
+            row["step"]: row["wall_time"]
+            for row in read_metrics(Path(folder) / "run" / METRICS)
+            if "train_loss" in row
+        }
+    first, last = 10, max(times)
+    return {"step_s": (times[last] - times[first]) / (last - first), "params": result.params}
+
+
+def decoding_cost(model: Path, corpus: Path) -> dict[str, Any]:
+    """Seconds per test utterance, greedy and with the default grid's decoding."""
+    from experiments.config import DecodingSection
+    from experiments.evaluate import evaluate
+
+    measured = {}
+    for name, decoding in {
+        "greedy": DecodingSection(),
+        "beam 4 + LM": DecodingSection(beam=4, lm_weight=0.2, length_bonus=0.4),
+    }.items():
+        started = time.perf_counter()
+        summary = evaluate(model, corpus, "test", decoding, progress=False)
+        wall = time.perf_counter() - started
+        utterances = summary["utterances"]
+        measured[name] = {"utterances": utterances, "wall_s": wall,
+                          "s_per_utterance": wall / utterances, "wer": summary["wer"]}  # fmt: skip
+    return measured
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one is not None:
+        print(json.dumps(one(args.one, args.corpus, args.steps)))
+        return
+    steps = []
+    for size in SIZES:
+        for threads in (2, 1):
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads), "WANDB_MODE": "disabled"}
+            done = subprocess.run(
+                [sys.executable, __file__, "--corpus", str(args.corpus), "--steps",
+                 str(args.steps), "--one", size],
+                env=env, capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            measured = json.loads(done.stdout.strip().splitlines()[-1])
+            steps.append({"size": size, "threads": threads, **measured})
+            print(f"{size}, {threads} thread(s): {measured['step_s']:.3f} s per step")
+    record: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ"),
+        "cpu_count": os.cpu_count(),
+        "steps_timed": args.steps,
+        "training_step": steps,
+    }
+    if args.model is not None:
+        record["decoding"] = decoding_cost(args.model, args.corpus)
+        record["decoding_model"] = str(args.model)
+        print(json.dumps(record["decoding"], indent=1))
+    RESULT.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"wrote {RESULT}")
+
+
+if __name__ == "__main__":
+    main()
