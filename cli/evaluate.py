@@ -37,7 +37,12 @@ BEAM_OPTION = click.option(
     help="any path a corpus kind recognizes: a manifest (.jsonl), a folder holding "
     "manifest.jsonl, a LibriSpeech root, Kaldi or lhotse folders",
 )
-@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
+@click.option(
+    "--split",
+    default="test",
+    show_default=True,
+    help=f"{', '.join(SPLITS)}, or a part of the corpus (LibriSpeech: test-clean, test-other, ...)",
+)
 @BEAM_OPTION
 @click.option(
     "--lm-weight",

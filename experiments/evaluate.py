@@ -141,15 +141,22 @@ def read_corpus_section(path: str | Path) -> CorpusSection:
 
 
 def read_split(section: CorpusSection, split: str) -> list[Utterance]:
-    """The split's utterances, validated (audio present, 16 kHz mono, normalizable text).
+    """The split's utterances (`split`: train, dev, test, or a part of the corpus such as
+    LibriSpeech's test-other), validated (audio present, 16 kHz mono, normalizable text).
 
     Only the split is checked: a test-only corpus evaluates, and a broken train file does
     not stop a test evaluation.
     """
-    if split not in SPLITS:
-        raise ConfigError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
-    chosen = [u for u in section.read() if u.split == split]
-    return validate_corpus(chosen, required_splits=[split])
+    utterances = section.read()
+    if split in SPLITS:
+        chosen = [u for u in utterances if u.split == split]
+        return validate_corpus(chosen, required_splits=[split])
+    chosen = [u for u in utterances if u.meta.get("part") == split]
+    if not chosen:
+        parts = sorted({u.meta["part"] for u in utterances if "part" in u.meta})
+        named = f", or a part of this corpus: {', '.join(parts)}" if parts else ""
+        raise ConfigError(f"split {split!r}: expected one of {', '.join(SPLITS)}{named}")
+    return validate_corpus(chosen, required_splits=[chosen[0].split])
 
 
 def _batches(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import fcntl
 import re
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -324,12 +325,21 @@ def run_grid(grid: Grid, log: Callable[[str], None] = print) -> dict[str, Any]:
     reason; the other cells still run."""
     dense = start_grid(grid, log)
     configs = list(grid.cell_configs(Path(dense.checkpoint)))
+    todo = sum(run_state(directory).result is None for directory, _ in configs)
+    trained, spent = 0, 0.0
     for index, (directory, config) in enumerate(configs, start=1):
         where = f"cell {index}/{len(configs)}: {directory.name}"
         state = run_state(directory)
         if state.result is None:
-            log(f"{where}: training")
+            left = (
+                f" (about {spent / trained * (todo - trained) / 60:.0f} min left)"
+                if trained
+                else ""
+            )
+            log(f"{where}: training{left}")
+            started = time.perf_counter()
             state = run_cell(config, directory)
+            trained, spent = trained + 1, spent + time.perf_counter() - started
         else:
             log(f"{where}: {state.status}, skipped")
         if state.status != "complete":

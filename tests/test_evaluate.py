@@ -4,6 +4,7 @@ records, transcripts of any audio, and refusals that name the file."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,12 @@ import soundfile
 import torch
 import torchaudio
 
-from experiments.config import ExperimentConfig
+from experiments.config import ConfigError, ExperimentConfig
+from experiments.evaluate import evaluate
 from experiments.train import train
 from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.asr.presets import model_config
+from lightning_modules.data.corpora import corpus_from_path
 from lightning_modules.pruning.packing import save_packed
 from lightning_modules.pruning.saved import read_saved
 
@@ -253,3 +256,75 @@ def test_a_missing_audio_file_is_refused(
     garbage.write_bytes(b"not audio at all")
     done = csp("transcribe", trained["checkpoint"], garbage)
     assert_refused(done, garbage, "unreadable audio")
+
+
+def librispeech_layout(manifest: Path, root: Path, parts: dict[str, tuple[str, int]]) -> None:
+    """A LibriSpeech-layout root (SPEAKER/CHAPTER/ID.flac and SPEAKER-CHAPTER.trans.txt) made
+    of the tiny corpus's audio: part → (the tiny split it takes, how many utterances)."""
+    taken: dict[str, int] = {}
+    for number, (part, (split, count)) in enumerate(parts.items()):
+        lines = manifest_lines(manifest, split)[taken.get(split, 0) :][:count]
+        taken[split] = taken.get(split, 0) + count
+        chapter = root / part / str(100 + number) / "7"
+        chapter.mkdir(parents=True)
+        ids = [f"{100 + number}-7-{index:04d}" for index in range(len(lines))]
+        for uid, line in zip(ids, lines, strict=True):
+            shutil.copyfile(line["audio"], chapter / f"{uid}.flac")
+        transcript = "".join(
+            f"{uid} {line['text'].upper()}\n" for uid, line in zip(ids, lines, strict=True)
+        )
+        (chapter / f"{100 + number}-7.trans.txt").write_text(transcript)
+
+
+def test_librispeech_test_sets_are_scored_one_by_one(
+    untrained: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """A root holding only test-clean and test-other (no training parts), scored on each;
+    `--split test` pools them; a single part folder is a corpus too."""
+    root = tmp_path / "LibriSpeech"
+    librispeech_layout(tiny_corpus, root, {"test-clean": ("test", 3), "test-other": ("test", 2)})
+    clean = evaluate(untrained, root, "test-clean", batch_seconds=BATCH_SECONDS, progress=False)
+    other = evaluate(untrained, root, "test-other", batch_seconds=BATCH_SECONDS, progress=False)
+    both = evaluate(untrained, root, "test", batch_seconds=BATCH_SECONDS, progress=False)
+    assert (clean["utterances"], other["utterances"], both["utterances"]) == (3, 2, 5)
+    assert both["words"] == clean["words"] + other["words"]
+    alone = evaluate(untrained, root / "test-other", "test", batch_seconds=BATCH_SECONDS)
+    assert alone["wer"] == other["wer"]
+    with pytest.raises(ConfigError, match="or a part of this corpus: test-clean, test-other"):
+        evaluate(untrained, root, "dev-other", batch_seconds=BATCH_SECONDS, progress=False)
+
+
+def test_a_lhotse_prepared_librispeech_is_read_and_trained_on(
+    tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """`lhotse prepare librispeech` output, read as it is: parts mapped to splits by name."""
+    from lhotse.recipes import prepare_librispeech
+
+    root = tmp_path / "LibriSpeech"
+    parts = {
+        "train-clean-100": ("train", 12), "dev-clean": ("dev", 3),
+        "test-clean": ("test", 3), "test-other": ("test", 2),
+    }  # fmt: skip
+    librispeech_layout(tiny_corpus, root, parts)
+    prepare_librispeech(root, output_dir=tmp_path / "manifests", num_jobs=1)
+    section = corpus_from_path(tmp_path / "manifests")
+    assert section["kind"] == "lhotse" and [p["part"] for p in section["test"]] == [
+        "test-clean",
+        "test-other",
+    ]
+    config = ExperimentConfig.model_validate(
+        {
+            "name": "lhotse-librispeech",
+            "corpus": section,
+            "model": {"preset": "tiny"},
+            "data": {"max_batch_seconds": BATCH_SECONDS},
+            "trainer": {"max_steps": 2, "val_every_n_steps": 2, "checkpoint_every_n_steps": 2},
+            "tracking": {"mode": "disabled"},
+        }
+    )
+    result = train(config, tmp_path / "run")
+    assert result.utterances == {"train": 12, "dev": 3, "test": 5}
+    other = evaluate(
+        result.checkpoint, tmp_path / "manifests", "test-other", batch_seconds=BATCH_SECONDS
+    )
+    assert other["utterances"] == 2

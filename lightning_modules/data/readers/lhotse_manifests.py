@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -58,6 +59,9 @@ class LhotseManifests(BaseModel):
     """One part of a split: a cuts manifest, or a recordings manifest and its supervisions."""
 
     model_config = ConfigDict(extra="forbid")
+    part: str | None = Field(
+        None, description="the part's name (e.g. test-other), kept as each utterance's `part`"
+    )
     cuts: ManifestPath | None = None
     recordings: ManifestPath | None = None
     supervisions: ManifestPath | None = None
@@ -80,9 +84,9 @@ class LhotseCorpus(CorpusSection):
     """Lhotse manifests per split: cuts, or recordings + supervisions (.jsonl, .jsonl.gz)."""
 
     kind: Literal["lhotse"] = "lhotse"
-    train: LhotseSplit
-    dev: LhotseSplit
-    test: LhotseSplit
+    train: LhotseSplit = Field(default_factory=list)
+    dev: LhotseSplit = Field(default_factory=list)
+    test: LhotseSplit = Field(default_factory=list)
 
     def read(self) -> list[Utterance]:
         return [
@@ -96,9 +100,13 @@ class LhotseCorpus(CorpusSection):
     def from_path(cls, path: Path) -> dict[str, Any] | None:
         """A folder holding, for each split (train, dev, test), ``{split}_cuts.jsonl.gz``, or
         ``{split}_recordings.jsonl.gz`` and ``{split}_supervisions.jsonl.gz`` (each also
-        as plain ``.jsonl``); cuts are taken where a split has both."""
+        as plain ``.jsonl``); cuts are taken where a split has both. Or the output of
+        `lhotse prepare CORPUS` (`prepared_parts`)."""
         if not path.is_dir():
             return None
+        prepared = prepared_parts(path)
+        if prepared:
+            return {"kind": "lhotse", **prepared}
         section: dict[str, Any] = {"kind": "lhotse"}
         for split in SPLITS:
             cuts = _named(path, f"{split}_cuts")
@@ -110,6 +118,34 @@ class LhotseCorpus(CorpusSection):
             else:
                 return None
         return section
+
+
+_PREPARED = re.compile(
+    r"^(?P<prefix>[^_]+)_(?P<what>recordings|supervisions)_(?P<part>.+?)\.jsonl(\.gz)?$"
+)
+_ROLES = {"train": "train", "dev": "dev", "valid": "dev", "validation": "dev", "test": "test"}
+
+
+def role_of(part: str) -> str | None:
+    """The split a recipe's part serves: the first of its `-`/`_`-separated words that names
+    one (test-other → test, train-clean-100 → train, valid → dev), else None."""
+    return next((_ROLES[w] for w in re.split(r"[-_]", part) if w in _ROLES), None)
+
+
+def prepared_parts(folder: Path) -> dict[str, list[dict[str, str]]]:
+    """The manifests `lhotse prepare CORPUS DIR` writes (``PREFIX_recordings_PART.jsonl.gz``
+    and ``PREFIX_supervisions_PART.jsonl.gz``: LibriSpeech, TED-LIUM, ...) by split, each part
+    serving the split its name names; parts that name none are not read."""
+    found: dict[str, dict[str, str]] = {}
+    for path in sorted(folder.iterdir()):
+        matched = _PREPARED.match(path.name)
+        if matched and role_of(matched["part"]) is not None:
+            found.setdefault(matched["part"], {})[matched["what"]] = str(path)
+    splits: dict[str, list[dict[str, str]]] = {}
+    for part, files in found.items():
+        if set(files) == set(PAIR):
+            splits.setdefault(role_of(part), []).append({"part": part, **files})
+    return splits
 
 
 def _named(folder: Path, stem: str) -> Path | None:
@@ -162,6 +198,9 @@ def read_lhotse(manifests: LhotseManifests, split: str) -> list[Utterance]:
                 utterances.append(found)
     if problems:
         raise problems_error(problems, where_all)
+    if manifests.part is not None:
+        for utterance in utterances:
+            utterance.meta["part"] = manifests.part
     return utterances
 
 
