@@ -283,10 +283,11 @@ def main() -> None:
         return
     os.environ.setdefault("WANDB_MODE", "offline")
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    root = args.root or REPO / "runs" / f"benchmark-reproduce-{stamp}"
+    root = args.root.resolve() if args.root else REPO / "runs" / f"benchmark-reproduce-{stamp}"
     commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
+    analysed_commit = commit
     measured = root / "benchmark.json"
     started = time.perf_counter()
     path = grid_path(args.grid)
@@ -315,6 +316,7 @@ def main() -> None:
     record = {
         "grid": args.grid,
         "commit": commit,
+        "analysed_commit": analysed_commit,
         "date": stamp,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.processor()}",
         "workers": 1,
