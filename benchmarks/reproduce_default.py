@@ -15,6 +15,8 @@ It also states, from the bootstrap, whether CSP wins, loses or ties against each
 each sparsity. A goal missed is written down with the figure reached, never hidden.
 
     python benchmarks/reproduce_default.py [--grid default] [--workers K] [--scaling-cells N]
+    python benchmarks/reproduce_default.py --root runs/benchmark-reproduce-STAMP  # re-analyse
+    python benchmarks/reproduce_default.py --readme  # the committed record into README.md
 
 With `--scaling-cells N` (after the main job) it also measures cells per hour with 1 and with
 2 workers on N cells of the same grid, from the main job's dense model, in fresh folders.
@@ -53,6 +55,16 @@ RESULT = REPO / "benchmarks" / "results" / "reproduce_default.json"
 FIGURE = RESULT.with_suffix(".png")
 GOAL = {"wall_s_max": 3600, "dense_test_wer_greedy_max": 0.35}
 RANDOM, PROPOSED = "random", "csp"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else the platform's word for it."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
 
 
 def pooled_std(table: Table, sparsity: float) -> float | None:
@@ -237,10 +249,15 @@ def readme_block(record: dict[str, Any]) -> str:
         else f"dense model: test WER {record['dense_test_wer']:.3f}, greedy "
         f"{record['dense_test_wer_greedy']:.3f}"
     )
+    met = {name: "met" if held else "missed" for name, held in record["goal_met"].items()}
+    goal = record["goal"]
     lines = [
         f"`csp reproduce` (the default grid) from scratch, commit {record['commit']}, "
         f"{record['date']}, on {record['machine']}, {record['workers']} worker(s): "
-        f"{record['wall_s'] / 60:.1f} minutes, rendering and dense training included; {dense}.",
+        f"{record['wall_s'] / 60:.1f} minutes, rendering and dense training included (goal "
+        f"{goal['wall_s_max'] / 60:.0f} minutes: {met['wall_s']}); {dense} (goal greedy ≤ "
+        f"{goal['dense_test_wer_greedy_max']}: {met['dense_test_wer_greedy']}). Why, and what "
+        "would fit: [docs/budget.md](docs/budget.md).",
         "",
         "![test WER against sparsity](benchmarks/results/reproduce_default.png)",
         "",
@@ -266,6 +283,9 @@ def write_readme(record: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", default="default")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="cells trained at once (csp reproduce --workers)"
+    )
     parser.add_argument("--scaling-cells", type=int, default=0)
     parser.add_argument(
         "--root",
@@ -294,7 +314,10 @@ def main() -> None:
     # A fresh corpus: rendering is part of the measured time.
     corpus = {**read_yaml(path, "grid file")["dense"]["corpus"], "dir": str(root / "corpus")}
     grid = load_grid(path, root, corpus)
-    summary = run_grid(grid)
+    if args.workers == 1:
+        summary = run_grid(grid)
+    else:  # cells in parallel, through an Optuna study in a journal file (as a user runs it)
+        summary = run_grid_study(grid, args.workers, str(root / "grid.journal"), corpus)
     experiment = load_experiment(grid.root)
     table = main_table(experiment)
     report = write_report([grid.root], grid.root / "report")
@@ -305,7 +328,7 @@ def main() -> None:
         wall_s = time.perf_counter() - started
         write_json(measured, {"wall_s": wall_s, "date": stamp, "commit": commit})
     print(to_markdown(table, paired_comparison(table)))
-    figure = grid.root / "report" / "wer_vs_sparsity.png"
+    figure = grid.root / "report" / "figures" / f"{grid.spec.name}-wer_vs_sparsity.png"
     if figure.is_file():
         shutil.copyfile(figure, FIGURE)
 
@@ -318,8 +341,8 @@ def main() -> None:
         "commit": commit,
         "analysed_commit": analysed_commit,
         "date": stamp,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.processor()}",
-        "workers": 1,
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores, {platform.machine()}",
+        "workers": args.workers,
         "wall_s": wall_s,
         "dense_test_wer": dense["test_wer"],
         "dense_test_wer_greedy": dense["test_wer_greedy"],
@@ -346,6 +369,9 @@ def main() -> None:
         },
         "alpha": ALPHA,
     }
+    committed = json.loads(RESULT.read_text(encoding="utf-8")) if RESULT.is_file() else {}
+    if committed.get("date") == stamp and "worker_scaling" in committed:
+        record["worker_scaling"] = committed["worker_scaling"]  # measured on this folder before
     write_json(RESULT, record)
     print(f"wrote {RESULT} (wall {wall_s:.0f} s)")
     if args.scaling_cells:

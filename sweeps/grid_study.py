@@ -176,7 +176,11 @@ def work(name: str, storage_url: str, runs_dir: Path) -> None:
         )
     checkpoint = Path(dense.checkpoint).resolve()
     while True:
-        grid_study.fail_stale()
+        stale = grid_study.fail_stale()
+        if stale:
+            print(
+                f"trials {stale}: their worker is gone; their cells are enqueued again", flush=True
+            )
         if not grid_study.trials(TrialState.WAITING):
             if not grid_study.trials(TrialState.RUNNING):
                 return
@@ -245,7 +249,7 @@ def run_grid_study(
     is waiting or running, then the grid's summary read from the run folders."""
     grid_study = open_grid_study(grid, storage_url, corpus)  # a dead storage fails before work
     dense = start_grid(grid, log)
-    stale = grid_study.fail_stale()
+    stale = grid_study.fail_stale()  # a worker fails those that are younger than a heartbeat
     if stale:
         log(f"trials {stale}: their worker is gone; their cells are enqueued again")
     added = grid_study.enqueue_missing()
