@@ -1,12 +1,13 @@
-"""Test WER broken down by recording condition, TTS engine and test voice: which conditions
-and which voices pruning hurts.
+"""Test WER broken down by recording condition, TTS engine, test voice and test set: which
+conditions, voices and test sets pruning hurts.
 
 Read from the per-utterance test records every run writes (`test_utterances.jsonl`, the
 lines `csp evaluate` writes too), whose fields carry the corpus metadata of each utterance
-(`augmentation`, `engine`, `voice`). A system is the dense model or one method at one target
-sparsity, its seeds pooled (errors and reference words summed over seeds), so a group's WER
-is the same word-weighted WER as the table's. Corpora without a field (a user's LibriSpeech
-has no `augmentation`) put its utterances in the group `unknown`.
+(`augmentation`, `engine`, `voice`; `part` for LibriSpeech). A system is the dense model or
+one method at one target sparsity, its seeds pooled (errors and reference words summed over
+seeds), so a group's WER is the same word-weighted WER as the table's. Corpora without a
+field (a user's LibriSpeech has no `augmentation`) put its utterances in the group
+`unknown`; a grouping with fewer than two groups is not shown.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ GROUPINGS: dict[str, tuple[str, ...]] = {
     "condition": ("augmentation",),  # clean (none) / noise / reverb / noise+reverb
     "engine": ("engine",),
     "voice": ("engine", "voice"),
+    "test set": ("part",),  # LibriSpeech's test-clean, test-other (synthetic corpora: none)
 }
 UNKNOWN = "unknown"
 CLEAN = {"none": "clean"}
@@ -123,8 +125,8 @@ def breakdowns(tables: list[Table]) -> tuple[list[Breakdown], str]:
                 if system.sparsity == 0:
                     utterances[group] = spoken
         groups = sorted(utterances)
-        if groups == [UNKNOWN]:
-            continue  # the corpus does not record this field
+        if len(groups) < 2:
+            continue  # the corpus does not record this field, or has one value of it
         columns = [system for system, _ in systems]
         found.append(Breakdown(grouping, columns, groups, utterances, counts))
     return found, ""

@@ -20,6 +20,7 @@ BREAKDOWN_LEGEND = (
 GROUP_NOTES = {
     "condition": " Conditions are the corpus's: clean, additive noise, reverberation, or both.",
     "engine": " Engines are the TTS engines of the test voices (held out from training).",
+    "test set": " Test sets are the test split's parts (LibriSpeech's test-clean, test-other).",
 }
 VOICE_LEGEND = (
     "Test voices, the ones pruning hurts most first (mean WER increase over dense of the "

@@ -161,10 +161,12 @@ def _panels(count: int, height: float = 3.6) -> tuple[Figure, list]:
     return figure, list(axes[0])
 
 
-def sparsity_trajectories(experiment: Experiment, names: dict[str, str]) -> Figure | None:
-    """Overall sparsity of the prunable tensors over optimizer steps: one line per run,
-    one colour per method, one panel per target sparsity."""
-    runs = [run for run in experiment.cells if run.series("pruning/sparsity")[0]]
+def _trajectories(
+    experiment: Experiment, names: dict[str, str], key: str, ylabel: str, target: bool
+) -> Figure | None:
+    """`key` of the metrics stream over optimizer steps: one line per run, one colour per
+    method, one panel per target sparsity (with its target drawn when `target`)."""
+    runs = [run for run in experiment.cells if run.series(key)[0]]
     if not runs:
         return None
     palette = colors(list(names))
@@ -174,18 +176,35 @@ def sparsity_trajectories(experiment: Experiment, names: dict[str, str]) -> Figu
         shown: set[str] = set()
         for run in chosen:
             name = names[run.label]
-            steps, values = run.series("pruning/sparsity")
+            steps, values = run.series(key)
             style = "-" if run.status == "complete" else ":"
             width = 2.4 if proposed(run) else 1.4
             label = None if name in shown else name
             axes.plot(steps, values, style, color=palette[run.label], lw=width, label=label)
             shown.add(name)
-        axes.axhline(sparsity, color="grey", linewidth=0.8, linestyle="--")
-        axes.set(title=f"target sparsity {sparsity:g}", xlabel="optimizer step", ylabel="sparsity")
+        if target:
+            axes.axhline(sparsity, color="grey", linewidth=0.8, linestyle="--")
+        axes.set(title=f"target sparsity {sparsity:g}", xlabel="optimizer step", ylabel=ylabel)
         axes.grid(alpha=0.3)
         if shown:
             axes.legend(fontsize=8)
-    figure.suptitle(f"{experiment.name}: sparsity over training (dotted: not complete)")
+    return figure
+
+
+def sparsity_trajectories(experiment: Experiment, names: dict[str, str]) -> Figure | None:
+    """Overall sparsity of the prunable tensors over optimizer steps, per run."""
+    figure = _trajectories(experiment, names, "pruning/sparsity", "sparsity", target=True)
+    if figure is not None:
+        figure.suptitle(f"{experiment.name}: sparsity over training (dotted: not complete)")
+    return figure
+
+
+def dev_wer_trajectories(experiment: Experiment, names: dict[str, str]) -> Figure | None:
+    """Dev WER (greedy) at every validation through the schedule and fine-tuning, per run:
+    where a method loses accuracy while it prunes and how much fine-tuning wins back."""
+    figure = _trajectories(experiment, names, "dev_wer", "dev WER (greedy)", target=False)
+    if figure is not None:
+        figure.suptitle(f"{experiment.name}: dev WER over pruning and fine-tuning")
     return figure
 
 

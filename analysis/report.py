@@ -74,6 +74,11 @@ def _experiment_figures(
             draw.sparsity_trajectories(experiment, names),
         ),
         (
+            "Dev WER over pruning and fine-tuning",
+            "dev_wer_trajectories",
+            draw.dev_wer_trajectories(experiment, names),
+        ),
+        (
             "CSP's compression error per tensor over steps",
             "csp_compression_error",
             draw.compression_error(experiment),

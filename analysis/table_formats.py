@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 from analysis.tables import (
     Entry,
@@ -22,7 +23,9 @@ from analysis.tables import (
 
 LEGEND = (
     "Cells: test WER with the configured decoding, mean ± standard deviation over seeds "
-    "(relative change against the dense model); greedy test WER (the acoustic model alone) "
+    "(relative change against the dense model); the test WER of each test set where the "
+    "test split holds several (LibriSpeech's test-clean and test-other); greedy test WER "
+    "(the acoustic model alone) "
     "where the decoding is not greedy; realized sparsity of the prunable tensors and packed "
     "size, both measured on the saved weights; WER on real human speech where the runs "
     "scored it (out of domain: the corpus voices are synthetic). Bold: the lowest mean test "
@@ -40,6 +43,7 @@ CSV_FIELDS = (
     "test_wer_mean",
     "test_wer_std",
     "test_wer_greedy_mean",
+    "test_wer_by_part",
     "relative_wer_change",
     "real_wer_mean",
     "realized_sparsity",
@@ -76,8 +80,7 @@ def entry_text(entry: Entry | None) -> str:
     if entry.wer_mean is None:
         return entry.missing_text()
     parts = [entry.wer_text() + (f" ({entry.relative_text()})" if entry.relative_text() else "")]
-    details = (entry.greedy_text(), entry.detail_text(), entry.real_text(), entry.seeds_text())
-    parts += [text for text in details if text]
+    parts += entry.detail_texts()
     return "; ".join(parts)
 
 
@@ -171,8 +174,7 @@ def _tex_entry(entry: Entry | None) -> str:
     wer = _tex(entry.wer_text()) + (f" ({_tex(entry.relative_text())})" if entry.relative else "")
     if entry.best:
         wer = r"\textbf{" + wer + "}"
-    details = (entry.greedy_text(), entry.detail_text(), entry.real_text(), entry.seeds_text())
-    extra = [_tex(text) for text in details if text]
+    extra = [_tex(text) for text in entry.detail_texts()]
     return r"\makecell[l]{" + r"\\ ".join([wer, *(r"\scriptsize " + e for e in extra)]) + "}"
 
 
@@ -241,6 +243,7 @@ def csv_rows(table: Table, pairings: list[Pairing]) -> list[dict[str, object]]:
                 "test_wer_mean": entry.wer_mean,
                 "test_wer_std": entry.wer_std,
                 "test_wer_greedy_mean": entry.mean_of("test_wer_greedy"),
+                "test_wer_by_part": json.dumps(entry.wer_by_part()) if entry.wer_by_part() else "",
                 "relative_wer_change": entry.relative,
                 "real_wer_mean": entry.mean_of("real_wer"),
                 "realized_sparsity": entry.mean_of("realized_sparsity"),

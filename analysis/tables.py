@@ -161,6 +161,30 @@ class Entry:
         real = self.mean_of("real_wer")
         return "" if real is None else f"real speech {real:.3f}"
 
+    def wer_by_part(self) -> dict[str, float]:
+        """Mean test WER of each part of the test split (LibriSpeech's test-clean and
+        test-other) over the seeds that recorded it; empty for a test split of one part."""
+        found: dict[str, list[float]] = {}
+        for by_part in self._values("test_wer_by_part"):
+            for part, wer in by_part.items():
+                found.setdefault(part, []).append(wer)
+        return {part: statistics.mean(wers) for part, wers in sorted(found.items())}
+
+    def parts_text(self) -> str:
+        """`test-clean 0.210, test-other 0.452`: each test set of the split, when several."""
+        return ", ".join(f"{part} {wer:.3f}" for part, wer in self.wer_by_part().items())
+
+    def detail_texts(self) -> list[str]:
+        """What a cell shows under its WER, in order; the empty ones left out."""
+        details = (
+            self.parts_text(),
+            self.greedy_text(),
+            self.detail_text(),
+            self.real_text(),
+            self.seeds_text(),
+        )
+        return [text for text in details if text]
+
     def seeds_text(self) -> str:
         """`2/3 seeds` when some seeds are missing, else empty."""
         if not self.problems or not self.complete:

@@ -127,6 +127,8 @@ def evaluate(
         f"split {split}: WER {summary['wer']:.4f} ({summary['words']} words, "
         f"{summary['utterances']} utterances), CER {summary['cer']:.4f}"
     )
+    for part, wer in (summary["wer_by_part"] or {}).items():  # a split of several test sets
+        click.echo(f"  {part}: WER {wer:.4f}")
 
 
 @click.command("transcribe", short_help="Print the text a checkpoint or packed file hears.")

@@ -159,6 +159,20 @@ def read_split(section: CorpusSection, split: str) -> list[Utterance]:
     return validate_corpus(chosen, required_splits=[chosen[0].split])
 
 
+def wer_by_part(records: Sequence[dict[str, Any]]) -> dict[str, float] | None:
+    """Word-weighted WER of each corpus part (`part` of the utterance records: LibriSpeech's
+    test-clean, test-other) when the records span more than one, else None."""
+    counts: dict[str, list[int]] = {}
+    for record in records:
+        if "part" in record:
+            errors_words = counts.setdefault(record["part"], [0, 0])
+            errors_words[0] += record["errors"]
+            errors_words[1] += record["words"]
+    if len(counts) < 2:
+        return None
+    return {part: errors / max(words, 1) for part, (errors, words) in sorted(counts.items())}
+
+
 def _batches(
     utterances: Sequence[Utterance], tokenizer: Tokenizer, batch_seconds: float
 ) -> DataLoader:
@@ -339,6 +353,7 @@ def evaluate(
         **totals,
         "wer": totals["errors"] / max(totals["words"], 1),
         "cer": totals["char_errors"] / max(totals["chars"], 1),
+        "wer_by_part": wer_by_part(records),
         "decode_wall_s": decode_wall_s,
     }
     if out is not None:

@@ -74,8 +74,13 @@ class RunResult(BaseModel):
     resumed: bool
     checkpoint: str
     dev_wer: float
-    test_wer: float
+    test_wer: float | None  # None: a sweep trial, chosen on dev alone, never decodes test
     test_wer_greedy: float | None = None
+    test_wer_by_part: dict[str, float] | None = Field(
+        None,
+        description="test WER of each part of a test split that holds several (LibriSpeech's "
+        "test-clean and test-other), from the same decoding as test_wer",
+    )
     decoding: dict[str, Any] = Field(default_factory=dict)
     real_wer: float | None = None
     real_cer: float | None = None
@@ -134,7 +139,7 @@ def divergence(metrics: list[dict[str, float]]) -> str | None:
 def ended_status(result: RunResult, metrics: list[dict[str, float]]) -> RunState:
     """The state of a run that wrote its result: complete, or diverged and why."""
     reason = divergence(metrics)
-    if reason is None and not math.isfinite(result.test_wer):
+    if reason is None and result.test_wer is not None and not math.isfinite(result.test_wer):
         reason = "test WER is not a number"
     return RunState("diverged" if reason else "complete", reason, result)
 

@@ -63,6 +63,8 @@ from experiments.small_dense import LABEL as SMALL_DENSE
 from experiments.small_dense import WIDTHS, matched_small_dense, vocab_size
 from experiments.train import check_run_dir, load_corpus, train
 
+METHOD_SECTIONS = ("schedule", "optim")
+"""Sections a grid's method entry may change for itself (its tuned window, learning rate)."""
 GRIDS = Path(__file__).resolve().parent / "grids"
 """The shipped grids: tiny (tests), default (the main job on a 2-core CPU), paper, ablation."""
 
@@ -84,7 +86,9 @@ class GridSpec(StrictModel):
     schedule: ScheduleSection
     methods: dict[str, dict[str, Any]] = Field(
         description="label → options: a method name, or a labelled variant naming its method "
-        "(`csp-identity: {method: csp, sensing: identity}`)"
+        "(`csp-identity: {method: csp, sensing: identity}`); `schedule` and `optim` in an "
+        "entry change the grid's for that method alone (a tuned window or learning rate: the "
+        "steps stay the grid's, so every method keeps the same budget)"
     )
     sparsities: list[float]
     seeds: list[int] = Field(default_factory=lambda: [0])
@@ -106,6 +110,9 @@ class GridSpec(StrictModel):
                 raise ValueError(f"methods: label {label!r} must be letters, digits, _ . and -")
             if not isinstance(options.get("method", label), str):
                 raise ValueError(f"methods.{label}.method: expected a method name")
+            for section in METHOD_SECTIONS:
+                if not isinstance(options.get(section, {}), dict):
+                    raise ValueError(f"methods.{label}.{section}: expected a mapping")
         return self
 
     def variants(self) -> list[tuple[str, str, dict[str, Any]]]:
@@ -165,14 +172,17 @@ class Grid:
         self, label: str, method: str, options: dict[str, Any], sparsity: float, seed: int
     ) -> dict[str, Any]:
         """The raw config of one cell (a sweep trial starts from it too), not yet checked."""
+        options = dict(options)
+        schedule = {**self.spec.schedule.model_dump(), **options.pop("schedule", {})}
         raw = _merge(self.dense_raw, self.spec.prune)
+        raw = _merge(raw, {"optim": options.pop("optim", {})})
         raw.update(
             name=f"{self.spec.name}.{cell_dir_name(label, sparsity, seed)}",
             seed=seed,
             pruning={
                 "method": method,
                 "sparsity": sparsity,
-                "schedule": self.spec.schedule.model_dump(),
+                "schedule": schedule,
                 "options": options,
             },
         )

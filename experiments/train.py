@@ -42,6 +42,7 @@ from experiments.evaluate import (
     read_split,
     text_prior,
     utterance_records,
+    wer_by_part,
 )
 from experiments.files import read_yaml
 from experiments.metrics import JsonlLogger
@@ -259,10 +260,13 @@ def train(
     run_dir: str | Path,
     resume: bool = False,
     callbacks: Sequence[pl.Callback] = (),
+    score_test: bool = True,
 ) -> RunResult:
     """Train (or resume) one run, evaluate the best checkpoint on dev and test, record it all.
 
-    `callbacks` join the run's own (a sweep's trial early stopping). Everything that can be
+    `callbacks` join the run's own (a sweep's trial early stopping). Without `score_test` the
+    test split and real speech are never decoded (sweep trials are chosen on dev alone; their
+    `test_wer` stays empty). Everything that can be
     wrong with the config, the run directory or the corpus is checked before the first
     training step.
     """
@@ -300,7 +304,9 @@ def train(
     )
     trainer, best = build_trainer(config, run_dir, resume_step, callbacks)
     try:
-        return fit_and_evaluate(config, run_dir, trainer, best, module, data, checkpoint)
+        return fit_and_evaluate(
+            config, run_dir, trainer, best, module, data, checkpoint, score_test
+        )
     finally:
         finish_tracking(trainer)
 
@@ -314,6 +320,20 @@ def gathered(hypotheses: dict[str, str]) -> dict[str, str]:
     return {key: text for share in shares for key, text in (share or {}).items()}
 
 
+def validated_dev_wer(
+    trainer: pl.Trainer, best: ModelCheckpoint | None, module: RNNTSpeechRecognizer
+) -> float | None:
+    """The dev WER of the chosen weights as the training loop measured it, or None if it did
+    not: the best checkpoint's score, or (no best: the last weights) the validation at the
+    final step. Validating those weights again would cost a dev decoding for the same number."""
+    if best is not None:
+        score = best.best_model_score
+        return float(score) if best.best_model_path and score is not None else None
+    if module.validated_at_step != trainer.global_step or "dev_wer" not in trainer.callback_metrics:
+        return None
+    return float(trainer.callback_metrics["dev_wer"])
+
+
 def fit_and_evaluate(
     config: ExperimentConfig,
     run_dir: Path,
@@ -322,6 +342,7 @@ def fit_and_evaluate(
     module: RNNTSpeechRecognizer,
     data: SpeechDataModule,
     checkpoint: Path | None,
+    score_test: bool = True,
 ) -> RunResult:
     """Fit, save the last checkpoint, evaluate the chosen one on dev and test, record it."""
     started, started_at = time.perf_counter(), time.time()
@@ -331,16 +352,22 @@ def fit_and_evaluate(
     trainer.save_checkpoint(last)
 
     chosen = (best.best_model_path if best else "") or str(last)
-    dev = trainer.validate(module, datamodule=data, ckpt_path=chosen, verbose=False)[0]
+    dev_wer = validated_dev_wer(trainer, best, module)
+    if dev_wer is None:  # the chosen weights were never validated in the loop (a resumed run)
+        dev = trainer.validate(module, datamodule=data, ckpt_path=chosen, verbose=False)[0]
+        dev_wer = dev["dev_wer"]
     train_texts = [u.text for u in data.splits["train"]]
     module.fusion = text_prior(config.decoding, train_texts, module.tokenizer)
-    test = trainer.test(module, datamodule=data, ckpt_path=chosen, verbose=False)[0]
-    hypotheses = gathered(module.test_hypotheses)
-    if trainer.is_global_zero:
-        records = utterance_records(data.splits["test"], hypotheses)
-        write_jsonl_atomic(run_dir / TEST_UTTERANCES, records)
+    test: dict[str, Any] = {"test_wer": None}
+    if score_test:
+        test = trainer.test(module, datamodule=data, ckpt_path=chosen, verbose=False)[0]
+        hypotheses = gathered(module.test_hypotheses)
+        if trainer.is_global_zero:
+            records = utterance_records(data.splits["test"], hypotheses)
+            write_jsonl_atomic(run_dir / TEST_UTTERANCES, records)
+            test["test_wer_by_part"] = wer_by_part(records)
     real = {}
-    if config.real_test is not None and trainer.is_global_zero:
+    if score_test and config.real_test is not None and trainer.is_global_zero:
         summary = evaluate(
             chosen,
             config.real_test,
@@ -361,9 +388,10 @@ def fit_and_evaluate(
         train_started_at=started_at,
         resumed=checkpoint is not None,
         checkpoint=chosen,
-        dev_wer=dev["dev_wer"],
+        dev_wer=dev_wer,
         test_wer=test["test_wer"],
         test_wer_greedy=test.get("test_wer_greedy"),
+        test_wer_by_part=test.get("test_wer_by_part"),
         decoding=decoding_record(config.decoding, module.fusion),
         utterances={split: len(items) for split, items in data.splits.items()},
         hours={

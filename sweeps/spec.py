@@ -69,6 +69,12 @@ class ParamSpec(StrictModel):
 class SamplerSpec(StrictModel):
     kind: Literal["tpe", "random", "nsga2", "qmc"] = "tpe"
     seed: int = Field(0, ge=0)
+    startup_trials: int = Field(
+        10,
+        ge=1,
+        description="tpe: trials sampled at random before it models the results (Optuna's "
+        "n_startup_trials); a small trial budget needs fewer than the default 10",
+    )
 
 
 class EarlyStoppingSpec(StrictModel):

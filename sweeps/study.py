@@ -178,7 +178,9 @@ def make_sampler(spec: SweepSpec, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.QMCSampler(seed=seed)
     if kind == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    return optuna.samplers.TPESampler(
+        seed=seed, multivariate=True, n_startup_trials=spec.sampler.startup_trials
+    )
 
 
 def make_pruner(early: EarlyStoppingSpec) -> optuna.pruners.BasePruner:
@@ -211,6 +213,27 @@ def suggest(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
                 key, param.low, param.high, step=param.step, log=param.log
             )
     return params
+
+
+GRID_ENTRY_SECTIONS = {"pruning.options.": None, "pruning.schedule.": "schedule", "optim.": "optim"}
+"""Where a searched value goes in a grid's method entry: an option, or the method's own
+schedule or optimizer section (experiments.reproduce.METHOD_SECTIONS)."""
+
+
+def grid_entry(spec: SweepSpec, params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's values as a method entry of a grid file (`experiments/grids/`), so that a
+    grid runs the method as the trial did: its options, its schedule and its learning rate."""
+    entry: dict[str, Any] = dict(spec.options)
+    for key, value in sorted({**spec.fixed, **params}.items()):
+        prefix = next((p for p in GRID_ENTRY_SECTIONS if key.startswith(p)), None)
+        if prefix is None:
+            raise ConfigError(
+                f"sweep {spec.name}: {key} has no place in a grid's method entry (only "
+                f"{', '.join(p + '*' for p in GRID_ENTRY_SECTIONS)})"
+            )
+        section, name = GRID_ENTRY_SECTIONS[prefix], key.removeprefix(prefix)
+        (entry.setdefault(section, {}) if section else entry)[name] = value
+    return entry
 
 
 def best_trials(sweep: Sweep) -> list[FrozenTrial]:

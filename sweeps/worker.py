@@ -222,7 +222,7 @@ def run_trial(name: str, number: int, storage_url: str, runs_dir: Path) -> RunRe
     owner = is_launching_process()
     early = TrialEarlyStopping(optuna.Trial(sweep.study, trial_id) if owner else None)
     run_dir = sweep.trial_dir(number)
-    result = train(config, run_dir, resume=True, callbacks=[early])
+    result = train(config, run_dir, resume=True, callbacks=[early], score_test=False)
     if owner and early.stopped_at_step is not None:
         stopped = result.model_copy(update={"early_stopped_at_step": early.stopped_at_step})
         result = write_result(run_dir, stopped)

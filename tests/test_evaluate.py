@@ -3,7 +3,10 @@ records, transcripts of any audio, and refusals that name the file."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -288,6 +291,8 @@ def test_librispeech_test_sets_are_scored_one_by_one(
     both = evaluate(untrained, root, "test", batch_seconds=BATCH_SECONDS, progress=False)
     assert (clean["utterances"], other["utterances"], both["utterances"]) == (3, 2, 5)
     assert both["words"] == clean["words"] + other["words"]
+    assert both["wer_by_part"] == {"test-clean": clean["wer"], "test-other": other["wer"]}
+    assert clean["wer_by_part"] is None  # one test set: nothing to break down
     alone = evaluate(untrained, root / "test-other", "test", batch_seconds=BATCH_SECONDS)
     assert alone["wer"] == other["wer"]
     with pytest.raises(ConfigError, match="or a part of this corpus: test-clean, test-other"):
@@ -324,7 +329,38 @@ def test_a_lhotse_prepared_librispeech_is_read_and_trained_on(
     )
     result = train(config, tmp_path / "run")
     assert result.utterances == {"train": 12, "dev": 3, "test": 5}
-    other = evaluate(
-        result.checkpoint, tmp_path / "manifests", "test-other", batch_seconds=BATCH_SECONDS
-    )
-    assert other["utterances"] == 2
+    scored = {
+        part: evaluate(result.checkpoint, tmp_path / "manifests", part, batch_seconds=BATCH_SECONDS)
+        for part in ("test-clean", "test-other")
+    }
+    assert (scored["test-clean"]["utterances"], scored["test-other"]["utterances"]) == (3, 2)
+    # the run reports each test set of its test split, as evaluating each alone gives it
+    assert result.test_wer_by_part == pytest.approx({p: s["wer"] for p, s in scored.items()})
+    errors = sum(s["errors"] for s in scored.values())
+    assert result.test_wer == pytest.approx(errors / sum(s["words"] for s in scored.values()))
+
+
+def test_a_grid_on_librispeech_shows_each_test_set(
+    tiny_corpus: Path, tmp_path: Path, csp: Callable
+) -> None:
+    """`csp reproduce` on a LibriSpeech root with test-clean and test-other: every cell of
+    the table, its CSV row and the report's breakdown show both test sets."""
+    root = tmp_path / "LibriSpeech"
+    parts = {
+        "train-clean-100": ("train", 16), "dev-clean": ("dev", 4),
+        "test-clean": ("test", 4), "test-other": ("test", 3),
+    }  # fmt: skip
+    librispeech_layout(tiny_corpus, root, parts)
+    done = csp("reproduce", "--grid", "tiny", "--corpus", root, "--runs-dir", tmp_path / "runs")
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = tmp_path / "runs" / "tiny" / "report"
+    table = (report / "table.md").read_text()
+    for method in ("Dense", "CSP", "GMP"):
+        (row,) = [line for line in table.splitlines() if line.startswith(f"| {method}")]
+        assert re.search(r"test-clean \d\.\d{3}, test-other \d\.\d{3}", row), row
+    rows = list(csv.DictReader(io.StringIO((report / "table.csv").read_text())))
+    for row in rows:
+        assert set(json.loads(row["test_wer_by_part"])) == {"test-clean", "test-other"}
+    breakdown = list(csv.DictReader(io.StringIO((report / "breakdown.csv").read_text())))
+    groups = {r["group"] for r in breakdown if r["grouping"] == "test set"}
+    assert groups == {"test-clean", "test-other"}

@@ -29,7 +29,12 @@ from analysis.significance import paired_bootstrap, pooled_system
 from analysis.tables import bootstrap_text, main_table
 from lightning_modules.pruning.saved import read_saved
 
-FIGURES = ("wer_vs_sparsity", "speedup_vs_sparsity", "sparsity_trajectories")
+FIGURES = (
+    "wer_vs_sparsity",
+    "speedup_vs_sparsity",
+    "sparsity_trajectories",
+    "dev_wer_trajectories",
+)
 FIGURES += ("csp_compression_error", "per_tensor_sparsity", "wer_by_voice", "mask_overlap")
 CELL = re.compile(r"(?P<label>.+)-s(?P<sparsity>[0-9.]+)-seed(?P<seed>\d+)")
 

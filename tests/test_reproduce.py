@@ -18,6 +18,9 @@ import yaml
 from conftest import offline_env, reproduce_tiny
 
 from analysis.wandb_records import read_offline_run
+from experiments.config import ConfigError
+from experiments.evaluate import evaluate
+from experiments.metrics import read_metrics
 from experiments.reproduce import GRIDS, fine_tuning_settling, grid_path, load_grid
 
 CELLS = ("csp-s0.5-seed0", "gmp-s0.5-seed0")
@@ -36,6 +39,50 @@ def test_every_cell_records_wer_and_sparsity_from_the_saved_weights(reproduced: 
         assert zeros == pytest.approx(cell["realized_sparsity"], abs=1e-12)
         assert 0 < cell["packed_bytes"] < cell["dense_bytes"]
     assert summary["dense"]["realized_sparsity"] == 0.0
+
+
+def test_a_cells_dev_wer_is_its_final_weights_decoded_once(
+    reproduced: Path, tiny_corpus: Path
+) -> None:
+    """A pruning cell ends on its last weights, validated at its last step: the result takes
+    that validation (no second dev decoding), and it equals a fresh decoding of them."""
+    summary = json.loads((reproduced / "results.json").read_text())
+    for cell in summary["cells"]:
+        rows = [r for r in read_metrics(Path(cell["run_dir"]) / "metrics.jsonl") if "dev_wer" in r]
+        assert [r["step"] for r in rows] == [11, 23]  # every 12 of 24 steps, once each
+        assert cell["dev_wer"] == pytest.approx(rows[-1]["dev_wer"], abs=1e-6)
+        fresh = evaluate(cell["checkpoint"], tiny_corpus, split="dev", batch_seconds=20)
+        assert fresh["wer"] == pytest.approx(cell["dev_wer"], abs=1e-6)
+
+
+def test_a_method_entry_changes_its_own_schedule_and_learning_rate(tmp_path: Path) -> None:
+    raw = yaml.safe_load(grid_path("tiny").read_text())
+    raw["methods"]["gmp"] = {
+        "schedule": {"kind": "linear", "end": 8},
+        "optim": {"learning_rate": 0.02},
+    }
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(raw))
+    grid = load_grid(tmp_path / "grid.yaml", tmp_path)
+    configs = dict(grid.cell_configs(tmp_path / "dense.ckpt"))
+    gmp, csp = (configs[grid.root / f"{m}-s0.5-seed0"] for m in ("gmp", "csp"))
+    assert (gmp.pruning.schedule.kind, gmp.pruning.schedule.end, gmp.pruning.schedule.every) == (
+        "linear",
+        8,
+        4,  # the grid's, not changed by the entry
+    )
+    assert gmp.optim.learning_rate == 0.02 and gmp.optim.warmup_fraction == 0.1
+    assert gmp.pruning.options == {}
+    assert (csp.pruning.schedule.kind, csp.pruning.schedule.end, csp.optim.learning_rate) == (
+        "cubic",
+        16,
+        0.003,
+    )
+    assert gmp.trainer == csp.trainer  # the same budget
+
+    raw["methods"]["gmp"] = {"schedule": 8}
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="methods.gmp.schedule: expected a mapping"):
+        load_grid(tmp_path / "grid.yaml", tmp_path)
 
 
 def test_offline_wandb_runs_hold_the_trajectories(reproduced: Path) -> None:

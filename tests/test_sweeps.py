@@ -3,6 +3,7 @@ under DDP, the dashboard in a real browser, and refusals before any work."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -121,7 +122,11 @@ def test_two_workers_share_a_postgres_study(home: Path, tiny_corpus: Path, postg
     assert any(a[1] > b[0] for a, b in zip(spans, spans[1:], strict=False))  # ... at once
     for trial in trials:
         run_dir = Path(trial.user_attrs["run_dir"])
-        assert (run_dir / "result.json").is_file()
+        result = json.loads((run_dir / "result.json").read_text())
+        assert result["test_wer"] is None
+        if trial.state == TrialState.COMPLETE:
+            assert result["dev_wer"] == pytest.approx(trial.value)
+        assert not (run_dir / "test_utterances.jsonl").exists()  # chosen on dev alone
         config = yaml.safe_load((run_dir / "config.yaml").read_text())
         assert config["tracking"]["group"] == "pg"
         assert config["tracking"]["sweep"]["params"] == trial.params

@@ -15,6 +15,7 @@ import torch
 from conftest import CSP_COMMAND
 
 from experiments.config import ConfigError, ExperimentConfig
+from experiments.evaluate import evaluate
 from experiments.metrics import read_metrics
 from experiments.train import train
 from lightning_modules.asr.module import RNNTSpeechRecognizer
@@ -67,6 +68,18 @@ def test_records_are_written(trained_run: Path) -> None:
     assert 0.0 <= result["test_wer_greedy"] < math.inf
     logged = [r["dev_wer"] for r in records if "dev_wer" in r]
     assert min(logged) == pytest.approx(result["dev_wer"], abs=1e-6)
+
+
+def test_the_recorded_dev_wer_is_a_fresh_decoding_of_the_chosen_weights(
+    trained_run: Path, tiny_corpus: Path
+) -> None:
+    """The result takes the dev WER the loop measured on the chosen weights instead of
+    decoding dev a second time: the number must be the one a fresh decoding gives."""
+    result = json.loads((trained_run / "result.json").read_text())
+    fresh = evaluate(result["checkpoint"], tiny_corpus, split="dev", batch_seconds=20)
+    assert fresh["wer"] == pytest.approx(result["dev_wer"], abs=1e-6)
+    validations = [r for r in read_metrics(trained_run / "metrics.jsonl") if "dev_wer" in r]
+    assert [r["step"] for r in validations] == [99, 199]  # no second decoding after fit
 
 
 def test_the_test_decodes_with_the_training_transcripts_lm_and_lexicon(

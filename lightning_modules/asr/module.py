@@ -77,6 +77,7 @@ class RNNTSpeechRecognizer(pl.LightningModule):
         self.test_hypotheses: dict[str, str] = {}
         """Utterance id → greedy hypothesis of the last test on this rank, for paired
         significance tests between systems (`analysis.significance`)."""
+        self.validated_at_step: int | None = None  # global step of the last validation
 
     def losses(self, batch: Batch, with_ctc: bool = True) -> dict[str, torch.Tensor]:
         """Mean RNN-T loss per utterance of `batch` (blank prepended to the predictor input)
@@ -172,6 +173,8 @@ class RNNTSpeechRecognizer(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_wer("dev_wer")
+        if not self.trainer.sanity_checking:
+            self.validated_at_step = self.trainer.global_step
 
     def on_test_epoch_start(self) -> None:
         self.test_hypotheses = {}
