@@ -142,3 +142,37 @@ def test_the_readme_method_table_is_the_registry() -> None:
     ]
     assert [row[:4] for row in rows] == expected
     assert {re.sub(r"`", "", row[0]) for row in rows} == set(METHODS)
+
+
+NUMBER_WORDS = {
+    word: value
+    for value, word in enumerate(
+        ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+        + ("eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen")
+        + ("eighteen", "nineteen", "twenty")
+    )
+}
+STATED_COUNT = re.compile(
+    rf"\b(\d+|{'|'.join(NUMBER_WORDS)})\s+(?:(?:registered|pruning)\s+)*(methods|sweep\s+specs)\b",
+    re.IGNORECASE,
+)
+
+
+def test_the_readme_is_short_and_its_counts_are_the_registrys() -> None:
+    """The README is a front door (at most 200 lines), and every count of methods or sweep specs
+    it states ("ten pruning methods", "9 sweep specs") is the registry's and the folder's."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200, f"README.md has {len(readme.splitlines())} lines"
+    prose = re.sub(r"<!-- main-result -->.*?<!-- /main-result -->", "", readme, flags=re.DOTALL)
+    actual = {
+        "methods": len(METHODS),
+        "sweep specs": len(list((REPO / "sweeps" / "specs").glob("*.yaml"))),
+    }
+    stated = [
+        (found.group(0), found.group(1).lower(), " ".join(found.group(2).lower().split()))
+        for found in STATED_COUNT.finditer(prose)
+    ]
+    assert {kind for _, _, kind in stated} == set(actual), stated  # it states both counts
+    for phrase, number, kind in stated:
+        count = int(number) if number.isdigit() else NUMBER_WORDS[number]
+        assert count == actual[kind], f"README.md says {phrase!r}; there are {actual[kind]}"
