@@ -46,7 +46,7 @@ from analysis.tables import (
     ablation_table,
     main_table,
     paired_comparison,
-    variant_name,
+    variant_names,
 )
 
 CSP_NOTE = (
@@ -60,7 +60,7 @@ def _experiment_figures(
     experiment: Experiment, table: Table, ablation: Table | None, out: Path
 ) -> tuple[list[tuple[str, Path]], list[str]]:
     """Draw what the records allow; a note for each figure that has nothing to draw."""
-    names = {label: variant_name(label, method, o) for label, method, o in experiment.variants}
+    names = variant_names(experiment.variants)
     wanted = [
         ("Test WER against realized sparsity", "wer_vs_sparsity", draw.wer_vs_sparsity(table)),
         (

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from analysis.experiment import Experiment, Run
 from analysis.significance import ALPHA, Bootstrap, paired_bootstrap, pooled_system
 from experiments.records import TEST_UTTERANCES
+from experiments.reproduce import TUNED_BY
 from experiments.small_dense import LABEL as SMALL_DENSE
 from experiments.small_dense import TITLE as SMALL_DENSE_TITLE
 from lightning_modules.pruning.methods import METHODS
@@ -60,13 +61,32 @@ def methods_legend(table: Table) -> str:
     )
 
 
-def variant_name(label: str, method: str, options: dict) -> str:
-    """The row name: the method's table name, and for a labelled variant what it changes."""
+def variant_name(label: str, method: str, options: dict, base: dict | None = None) -> str:
+    """The row name: the method's table name, and for a labelled variant what it changes
+    against `base` (the grid's entry of the method itself, e.g. tuned CSP for an ablation
+    variant of it; none: against the method's defaults)."""
     name = method_title(method)
     if label == method:
         return name
-    changes = [PHRASES.get((key, value), f"{key} = {value}") for key, value in options.items()]
+    base = base or {}
+    changes = [
+        PHRASES.get((key, value), f"{key} = {value}")
+        if not isinstance(value, dict)
+        else f"{key} = {value}"
+        for key, value in options.items()
+        if key != TUNED_BY and base.get(key) != value
+    ]
     return f"{name}: {', '.join(changes)}" if changes else f"{name} ({label})"
+
+
+def variant_names(variants: list[tuple[str, str, dict]]) -> dict[str, str]:
+    """Label → row name of every entry of a grid (`variant_name`, each variant against the
+    entry of its method when the grid has one)."""
+    entries = {label: options for label, method, options in variants if label == method}
+    return {
+        label: variant_name(label, method, options, entries.get(method))
+        for label, method, options in variants
+    }
 
 
 def _mean(values: list[float]) -> float | None:
@@ -214,7 +234,8 @@ class Table:
 
 def _rows(experiment: Experiment, labels: list[tuple[str, str, dict]], dense_wer) -> list[Row]:
     rows = []
-    for label, method, options in labels:
+    names = variant_names(experiment.variants)
+    for label, method, _ in labels:
         entries = {
             sparsity: Entry(
                 [r for r in experiment.cells if r.label == label and r.target_sparsity == sparsity],
@@ -222,7 +243,7 @@ def _rows(experiment: Experiment, labels: list[tuple[str, str, dict]], dense_wer
             )
             for sparsity in experiment.sparsities
         }
-        rows.append(Row(variant_name(label, method, options), label, method, entries))
+        rows.append(Row(names[label], label, method, entries))
     for sparsity in experiment.sparsities:  # best: the lowest mean test WER in the column
         means = [(row.entries[sparsity].wer_mean, row) for row in rows]
         known = [mean for mean, _ in means if mean is not None]

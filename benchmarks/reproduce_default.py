@@ -260,13 +260,30 @@ def readme_block(record: dict[str, Any]) -> str:
     )
     met = {name: "met" if held else "missed" for name, held in record["goal_met"].items()}
     goal = record["goal"]
+    phases = record.get("phases") or {}
+    split = (
+        f" (rendering {phases['render_s'] / 60:.1f}, dense {phases['dense_s'] / 60:.1f} with "
+        f"`--prepare`, then the cells {phases['cells_s'] / 60:.1f})"
+        if "cells_s" in phases
+        else ""
+    )
+    tuned = sorted(
+        label for label, entry in (record.get("settings") or {}).items() if "tuned_by" in entry
+    )
+    settings = (
+        f" {', '.join(tuned)} run with the settings their equal-budget studies chose on dev "
+        "([benchmarks/results/studies/](benchmarks/results/studies/summary.md)); the others "
+        "with their defaults."
+        if tuned
+        else ""
+    )
     lines = [
         f"`csp reproduce` (the default grid) from scratch, commit {record['commit']}, "
         f"{record['date']}, on {record['machine']}, {record['workers']} worker(s): "
-        f"{record['wall_s'] / 60:.1f} minutes, rendering and dense training included (goal "
+        f"{record['wall_s'] / 60:.1f} minutes{split}, rendering and dense training included (goal "
         f"{goal['wall_s_max'] / 60:.0f} minutes: {met['wall_s']}); {dense} (goal greedy ≤ "
         f"{goal['dense_test_wer_greedy_max']}: {met['dense_test_wer_greedy']}). Why, and what "
-        "would fit: [docs/budget.md](docs/budget.md).",
+        f"would fit: [docs/budget.md](docs/budget.md).{settings}",
         "",
         "![test WER against sparsity](benchmarks/results/reproduce_default.png)",
         "",
@@ -355,6 +372,7 @@ def main() -> None:
     if measured.is_file():
         kept = json.loads(measured.read_text(encoding="utf-8"))
         wall_s, stamp, commit = kept["wall_s"], kept["date"], kept["commit"]
+        phases = kept.get("phases")
     else:
         wall_s = time.perf_counter() - started
         phases = {"run_s": wall_s, "commit": commit}
@@ -380,6 +398,8 @@ def main() -> None:
         "machine": f"{cpu_model()}, {os.cpu_count()} cores, {platform.machine()}",
         "workers": args.workers,
         "wall_s": wall_s,
+        "phases": phases,  # seconds of rendering, dense training and cells, where split
+        "settings": grid.spec.methods,  # each method's entry: tuned values and their trial
         "dense_test_wer": dense["test_wer"],
         "dense_test_wer_greedy": dense["test_wer_greedy"],
         "dense_dev_wer": dense["dev_wer"],

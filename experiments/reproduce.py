@@ -65,6 +65,8 @@ from experiments.train import check_run_dir, load_corpus, train
 
 METHOD_SECTIONS = ("schedule", "optim")
 """Sections a grid's method entry may change for itself (its tuned window, learning rate)."""
+TUNED_BY = "tuned_by"
+"""A grid method entry's provenance: the study trial its values come from (text only)."""
 GRIDS = Path(__file__).resolve().parent / "grids"
 """The shipped grids: tiny (tests), default (the main job on a 2-core CPU), paper, ablation."""
 
@@ -88,7 +90,8 @@ class GridSpec(StrictModel):
         description="label → options: a method name, or a labelled variant naming its method "
         "(`csp-identity: {method: csp, sensing: identity}`); `schedule` and `optim` in an "
         "entry change the grid's for that method alone (a tuned window or learning rate: the "
-        "steps stay the grid's, so every method keeps the same budget)"
+        "steps stay the grid's, so every method keeps the same budget); `tuned_by` names where "
+        "the entry's values come from (a study's trial) and changes nothing"
     )
     sparsities: list[float]
     seeds: list[int] = Field(default_factory=lambda: [0])
@@ -113,6 +116,8 @@ class GridSpec(StrictModel):
             for section in METHOD_SECTIONS:
                 if not isinstance(options.get(section, {}), dict):
                     raise ValueError(f"methods.{label}.{section}: expected a mapping")
+            if not isinstance(options.get(TUNED_BY, ""), str):
+                raise ValueError(f"methods.{label}.{TUNED_BY}: expected text (study and trial)")
         return self
 
     def variants(self) -> list[tuple[str, str, dict[str, Any]]]:
@@ -172,7 +177,7 @@ class Grid:
         self, label: str, method: str, options: dict[str, Any], sparsity: float, seed: int
     ) -> dict[str, Any]:
         """The raw config of one cell (a sweep trial starts from it too), not yet checked."""
-        options = dict(options)
+        options = {key: value for key, value in options.items() if key != TUNED_BY}
         schedule = {**self.spec.schedule.model_dump(), **options.pop("schedule", {})}
         raw = _merge(self.dense_raw, self.spec.prune)
         raw = _merge(raw, {"optim": options.pop("optim", {})})

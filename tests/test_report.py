@@ -26,7 +26,7 @@ from analysis.breakdown import wer_by
 from analysis.experiment import load_experiment
 from analysis.figures import speedup_lines
 from analysis.significance import paired_bootstrap, pooled_system
-from analysis.tables import bootstrap_text, main_table
+from analysis.tables import bootstrap_text, main_table, variant_names
 from lightning_modules.pruning.saved import read_saved
 
 FIGURES = (
@@ -563,3 +563,23 @@ def test_study_report_draws_the_pareto_front_and_importance(
     assert f"--storage {url}: no study named nope; it holds toy" in missing.stderr
     unstored = csp("report", "toy", "--out", tmp_path / "out3")
     assert unstored.returncode == 2 and "for a study, give --storage" in unstored.stderr
+
+
+def test_a_variant_is_named_by_what_it_changes_against_its_methods_entry() -> None:
+    """An ablation of a tuned CSP repeats the tuned values in every variant: its row names
+    only what the variant changes (and `tuned_by` never)."""
+    tuned = {"sparsity_weight": 0.3, "schedule": {"end": 60}, "tuned_by": "study csp, trial 7"}
+    names = variant_names(
+        [
+            ("csp", "csp", tuned),
+            ("csp-identity", "csp", {**tuned, "sensing": "identity"}),
+            ("csp-no-sparsity", "csp", {**tuned, "sparsity_weight": 0}),
+            ("gmp-linear", "gmp", {"schedule": {"kind": "linear"}}),
+        ]
+    )
+    assert names == {
+        "csp": "CSP",
+        "csp-identity": "CSP: identity sensing (no compressed sensing)",
+        "csp-no-sparsity": "CSP: no sparsity-inducing term (λs = 0)",
+        "gmp-linear": "GMP: schedule = {'kind': 'linear'}",
+    }
