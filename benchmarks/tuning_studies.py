@@ -9,6 +9,7 @@ study on the main job's dense model: a folder prepared by
 then
 
     python benchmarks/tuning_studies.py --root DIR [--workers 2] [--methods csp gmp ...]
+    python benchmarks/tuning_studies.py --apply   # best trials into the default and ablation grids
 
 The baselines are the three with the lowest mean test WER at 0.9 in the committed main-job
 record (`benchmarks/results/reproduce_default.json`) unless --methods names others. As each
@@ -28,10 +29,12 @@ import os
 import platform
 import statistics
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
+import yaml
 from optuna.trial import TrialState
 
 from analysis.studies import importances, param_importance, pareto_front
@@ -48,6 +51,7 @@ MAIN_JOB = REPO / "benchmarks" / "results" / "reproduce_default.json"
 SPECS = REPO / "sweeps" / "specs"
 GOAL = {"study_wall_s_max": 3600}
 PROPOSED, CONTROL, TUNED_AT = "csp", "random", 0.9
+MERGE = "<<: *tuned"  # an ablation variant's line starts from tuned CSP's entry (YAML merge)
 
 
 def strongest_baselines(count: int = 3) -> list[str]:
@@ -164,12 +168,75 @@ def summary_table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def tuned_entries() -> dict[str, dict[str, Any]]:
+    """Method → its best trial's grid entry, `tuned_by` naming the study and trial, from the
+    committed study records."""
+    entries = {}
+    for path in sorted(RESULTS.glob("*.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        best = record["best"]
+        entries[record["method"]] = {
+            **best["grid_entry"],
+            "tuned_by": f"study {record['study']}, trial {best['trial']} "
+            f"(benchmarks/results/studies/{path.name}, dev WER {best['dev_wer']:.4f})",
+        }
+    return entries
+
+
+def flow(entry: dict[str, Any]) -> str:
+    return yaml.safe_dump(entry, default_flow_style=True, sort_keys=True, width=10_000).strip()
+
+
+def replace_methods(path: Path, entry_line: Callable[[str, dict[str, Any]], str]) -> None:
+    """Rewrite each line of the `methods:` block of a grid file with `entry_line(label,
+    entry)`, keeping the line's comment and everything outside the block."""
+    text = path.read_text(encoding="utf-8").splitlines()
+    start = text.index("methods:") + 1
+    end = next(i for i in range(start, len(text)) if not text[i].startswith("  "))
+    lines = []
+    for line in text[start:end]:
+        label = line.split(":", 1)[0].strip()
+        written = line[line.index("{") : line.rindex("}") + 1].replace(f"{MERGE}, ", "")
+        comment = line[line.rindex("}") + 1 :].strip()
+        lines.append(f"{entry_line(label, yaml.safe_load(written))}  {comment}".rstrip())
+    path.write_text("\n".join([*text[:start], *lines, *text[end:]]) + "\n", encoding="utf-8")
+
+
+def apply_to_grids(entries: dict[str, dict[str, Any]]) -> None:
+    """Each tuned method's entry into the default grid, and tuned CSP as the ablation's full
+    CSP: every variant starts from it (a YAML merge) and changes one part."""
+
+    def default_line(label: str, entry: dict[str, Any]) -> str:
+        return f"  {label}: {flow(entries.get(label, {}))}"
+
+    replace_methods(grid_path("default"), default_line)
+
+    def ablation_line(label: str, written: dict[str, Any]) -> str:
+        """Full CSP as tuned; a variant: the tuned entry merged in, then what it changes."""
+        if label == PROPOSED:
+            return f"  {label}: &tuned {flow(entries[PROPOSED])}"
+        return f"  {label}: {{{MERGE}, {flow(written)[1:]}"
+
+    replace_methods(grid_path("ablation"), ablation_line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, required=True, help="the prepared main-job folder")
+    parser.add_argument("--root", type=Path, default=None, help="the prepared main-job folder")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--methods", nargs="+", default=None)
+    parser.add_argument(
+        "--apply",
+        action="store_true",
+        help="only write each study's best trial into experiments/grids/default.yaml and "
+        "ablation.yaml (tuned CSP as the ablation's full CSP)",
+    )
     args = parser.parse_args()
+    if args.apply:
+        apply_to_grids(tuned_entries())
+        return
+    if args.root is None:
+        parser.error("--root is required to run the studies")
     os.environ.setdefault("WANDB_MODE", "offline")
     root = args.root.resolve()
     dense_corpus = read_yaml(grid_path("default"), "grid file")["dense"]["corpus"]
