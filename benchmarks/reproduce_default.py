@@ -64,6 +64,9 @@ FIGURE = RESULT.with_suffix(".png")
 GOAL = {"wall_s_max": 3600, "dense_test_wer_greedy_max": 0.35}
 RANDOM, PROPOSED = "random", "csp"
 PHASES = "phases.json"  # written by --prepare
+WHAT_CSP_CHANGES = ("mask_overlap", "per_tensor_sparsity", "dev_wer_trajectories")
+"""Report figures committed beside the record: whose weights CSP keeps, how it spreads the
+sparsity over tensors, and its dev WER through the schedule (issue 30)."""
 
 
 def cpu_model() -> str:
@@ -382,9 +385,15 @@ def main() -> None:
             wall_s += prepared["render_s"] + prepared["dense_s"]
         write_json(measured, {"wall_s": wall_s, "date": stamp, "commit": commit, "phases": phases})
     print(to_markdown(table, paired_comparison(table)))
-    figure = grid.root / "report" / "figures" / f"{grid.spec.name}-wer_vs_sparsity.png"
-    if figure.is_file():
-        shutil.copyfile(figure, FIGURE)
+    figures = grid.root / "report" / "figures"
+    if (figures / f"{grid.spec.name}-wer_vs_sparsity.png").is_file():
+        shutil.copyfile(figures / f"{grid.spec.name}-wer_vs_sparsity.png", FIGURE)
+    for stem in WHAT_CSP_CHANGES:  # committed beside the record: the report is not
+        if (figures / f"{grid.spec.name}-{stem}.png").is_file():
+            shutil.copyfile(
+                figures / f"{grid.spec.name}-{stem}.png",
+                RESULT.with_name(f"{RESULT.stem}-{stem}.png"),
+            )
 
     random_check = random_below_best(table)
     pairs = {str(s): all_pairs(table, s) for s in (0.8, 0.9) if s in table.sparsities}
