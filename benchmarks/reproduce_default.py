@@ -388,6 +388,9 @@ def main() -> None:
     figures = grid.root / "report" / "figures"
     if (figures / f"{grid.spec.name}-wer_vs_sparsity.png").is_file():
         shutil.copyfile(figures / f"{grid.spec.name}-wer_vs_sparsity.png", FIGURE)
+    overlaps = grid.root / "report" / "mask_overlap.csv"  # per tensor and pooled
+    if overlaps.is_file():
+        shutil.copyfile(overlaps, RESULT.with_name(f"{RESULT.stem}-mask_overlap.csv"))
     for stem in WHAT_CSP_CHANGES:  # committed beside the record: the report is not
         if (figures / f"{grid.spec.name}-{stem}.png").is_file():
             shutil.copyfile(
