@@ -438,12 +438,16 @@ def main() -> None:
         "alpha": ALPHA,
     }
     committed = json.loads(RESULT.read_text(encoding="utf-8")) if RESULT.is_file() else {}
-    if committed.get("date") == stamp and "worker_scaling" in committed:
-        record["worker_scaling"] = committed["worker_scaling"]  # measured on this folder before
+    if "worker_scaling" in committed:  # kept until measured again (`measured_on` names the run)
+        record["worker_scaling"] = committed["worker_scaling"]
+    if committed.get("date") not in (None, stamp):  # the record this run replaces, in brief
+        kept = ("commit", "date", "wall_s", "workers", "dense_test_wer_greedy", "csp_verdicts")
+        record["previous_run"] = {key: committed.get(key) for key in kept}
     write_json(RESULT, record)
     print(f"wrote {RESULT} (wall {wall_s:.0f} s)")
     if args.scaling_cells:
-        record["worker_scaling"] = worker_scaling(path, root, corpus, args.scaling_cells)
+        scaling = worker_scaling(path, root, corpus, args.scaling_cells)
+        record["worker_scaling"] = {**scaling, "measured_on": stamp}
         write_json(RESULT, record)
         print(f"worker scaling: {record['worker_scaling']}")
 
