@@ -32,6 +32,7 @@ from analysis.tables import (
     comparison_sentences,
     methods_legend,
 )
+from lightning_modules.pruning.registry import proposed
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1250px; color: #222;
@@ -46,23 +47,14 @@ pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 0.8em; }
 .verdict { font-weight: 600; }
 """
 
-ABOUT_CSP = """
-<p>CSP is from Zhen, Nguyen, Chang, Mouchtaris and Rastrow, <em>Sparsification via Compressed
-Sensing for Automatic Speech Recognition</em>, arXiv:2102.04932 (2021).
-<strong>From the paper</strong> (its abstract and introduction, all we have of it): sparse
-pruning decides <em>when</em> and <em>which</em> weights are forced to zero; CSP treats it as
-a dual problem of inducing sparsity and reducing the compression error, running the classic
-compressed-sensing process inside training of an RNN-T; it claims to beat the sparse pruning
-of Zhu &amp; Gupta (2017) and Narang et al. (2017).</p>
-<p><strong>This project's own definition</strong> (not the paper's): block-wise sensing with a
-seeded Gaussian matrix, recovery by iterative hard thresholding over the whole tensor, the
-support of the reconstruction as the new mask (<em>which</em>), a cut only when the relative
-compression error is at most ε (<em>when</em>), and two gradient terms, an L1 pull on the
-weights the next cut removes (λ<sub>s</sub>) and an L2 pull toward the reconstruction
-(λ<sub>r</sub>). Every choice is an option; docs/csp.md in the repository writes it out.
-The paper's own numbers are not available, so these tables check the direction of its claim
-only.</p>
-"""
+
+def about_proposed() -> str:
+    """The proposed method's section: its citation and what its class says about it."""
+    studied = proposed()
+    if studied is None:
+        return ""
+    paragraphs = [f"{studied.title}: {studied.citation}.", *getattr(studied, "about", ())]
+    return f"<h2>About {_e(studied.title)}</h2>" + "".join(f"<p>{_e(p)}</p>" for p in paragraphs)
 
 
 def _e(value: object) -> str:
@@ -223,9 +215,7 @@ def page(title: str, sections: list[str]) -> str:
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{_e(title)}</h1><h2>About CSP</h2>{ABOUT_CSP}"
-        + "".join(sections)
-        + "</body></html>\n"
+        f"<h1>{_e(title)}</h1>{about_proposed()}" + "".join(sections) + "</body></html>\n"
     )
 
 

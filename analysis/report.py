@@ -48,12 +48,16 @@ from analysis.tables import (
     paired_comparison,
     variant_names,
 )
+from lightning_modules.pruning.registry import proposed
 
-CSP_NOTE = (
-    "CSP: Zhen et al., Sparsification via Compressed Sensing for Automatic Speech "
-    "Recognition, arXiv:2102.04932 (2021). The paper gives the idea (abstract and "
-    "introduction); the algorithm run here is this project's own definition (docs/csp.md)."
-)
+
+def proposed_note() -> str:
+    """One line naming the proposed method's paper and what the run algorithm is."""
+    studied = proposed()
+    if studied is None:
+        return ""
+    about = getattr(studied, "about", ())
+    return f"{studied.title}: {studied.citation}." + (f" {about[-1]}" if about else "")
 
 
 def _experiment_figures(
@@ -158,7 +162,7 @@ def write_report(
         raise ReportError(f"two experiments have the same name: {names}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    markdown, latex, tables, sections = [f"# Results\n\n{CSP_NOTE}\n"], [], [], []
+    markdown, latex, tables, sections = [f"# Results\n\n{proposed_note()}\n"], [], [], []
     found_breakdowns: dict[str, list[Breakdown]] = {}
     found_overlaps: dict[str, list[Overlap]] = {}
     for experiment in loaded:
@@ -179,7 +183,7 @@ def write_report(
         sections.append(experiment_html(experiment, shown, drawn + more, notes + why, details))
     sections += [_study_section(study, out / "figures") for study in studies]
     (out / "table.md").write_text("\n".join(markdown), encoding="utf-8")
-    (out / "table.tex").write_text(f"% {CSP_NOTE}\n" + "\n".join(latex), encoding="utf-8")
+    (out / "table.tex").write_text(f"% {proposed_note()}\n" + "\n".join(latex), encoding="utf-8")
     (out / "table.csv").write_text(to_csv(tables), encoding="utf-8")
     (out / "breakdown.csv").write_text(breakdown_csv(found_breakdowns), encoding="utf-8")
     (out / "mask_overlap.csv").write_text(overlap_csv(found_overlaps), encoding="utf-8")

@@ -11,7 +11,6 @@ the realized sparsity and packed size that `result.json` recorded from the saved
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass, field
 
@@ -22,16 +21,7 @@ from experiments.reproduce import TUNED_BY
 from experiments.small_dense import LABEL as SMALL_DENSE
 from experiments.small_dense import TITLE as SMALL_DENSE_TITLE
 from lightning_modules.pruning.methods import METHODS
-from lightning_modules.pruning.registry import Role, ordered
-
-PHRASES = {  # how an ablation variant's options read in a table
-    ("sensing", "identity"): "identity sensing (no compressed sensing)",
-    ("sensing", "rademacher"): "Rademacher sensing (±1/√m Φ)",
-    ("sensing", "activation"): "activation sensing (the layer's inputs as Φ)",
-    ("sparsity_weight", 0): "no sparsity-inducing term (λs = 0)",
-    ("reconstruction_weight", 0): "no compression-error term (λr = 0)",
-    ("error_threshold", math.inf): "no “when” rule (ε = ∞)",
-}
+from lightning_modules.pruning.registry import Role, ordered, proposed
 
 
 def method_title(method: str) -> str:
@@ -69,8 +59,9 @@ def variant_name(label: str, method: str, options: dict, base: dict | None = Non
     if label == method:
         return name
     base = base or {}
+    phrases = getattr(METHODS.get(method), "option_phrases", {})
     changes = [
-        PHRASES.get((key, value), f"{key} = {value}")
+        phrases.get((key, value), f"{key} = {value}")
         if not isinstance(value, dict)
         else f"{key} = {value}"
         for key, value in options.items()
@@ -448,9 +439,11 @@ def comparison_sentences(table: Table, pairings: list[Pairing]) -> list[str]:
 
 def comparison_heading(table: Table) -> str:
     """What a table's pairings compare."""
+    studied = proposed()
+    title = studied.title if studied is not None else "the proposed method"
     if table.kind == "main":
-        return "CSP against each baseline"
-    return "Each variant against full CSP"
+        return f"{title} against each baseline"
+    return f"Each variant against full {title}"
 
 
 def ablation_comparison(table: Table) -> list[Pairing]:

@@ -213,7 +213,7 @@ def test_report_page_renders_in_headless_chromium(reproduced: Path, tmp_path: Pa
     csp = read(reproduced / "csp-s0.5-seed0" / "result.json")
     assert "tiny: test WER by method and target sparsity" in dom.stdout
     assert re.search(r"<th>CSP</th>.*?" + re.escape(f"{csp['test_wer']:.3f}"), dom.stdout)
-    assert "CSP against each baseline" in dom.stdout and "arXiv:2102.04932" in dom.stdout
+    assert "CSP against each baseline" in dom.stdout and "arXiv 2102.04932" in dom.stdout
     assert "tiny: test WER by condition" in dom.stdout and "overlap of the kept" in dom.stdout
     assert dom.stdout.count('src="data:image/png;base64,') == len(FIGURES)
     assert 'src="http' not in dom.stdout and "<script" not in dom.stdout  # self-contained

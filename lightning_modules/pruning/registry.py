@@ -17,6 +17,9 @@ as keyword arguments of `__init__` (after `schedule`, `include`, `exclude`, `see
                      strength: float = 1.0):
             ...
 
+Optional facts: `option_phrases` ({(option, value): "how a variant with it reads in a table"})
+and, for the proposed method, `about` (paragraphs a report shows before its tables).
+
 Adding a method is one new module in `lightning_modules/pruning/methods/` (found and imported
 by that package) or any module the user imports before building configs.
 """
@@ -88,6 +91,11 @@ def option_schema(method: type) -> type[BaseModel]:
         __config__=ConfigDict(extra="forbid", ser_json_inf_nan="constants"),
         **fields,
     )
+
+
+def proposed() -> type | None:
+    """The method under study (the registered method of role `proposed`), if any."""
+    return next((cls for cls in METHODS.values() if cls.role == Role.PROPOSED), None)
 
 
 def ordered(roles: typing.Iterable[Role] = tuple(Role)) -> list[type]:

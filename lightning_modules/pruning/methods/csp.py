@@ -105,6 +105,31 @@ class CompressedSensingPruning(SparsePruning):
         'automatic speech recognition", arXiv 2102.04932 (2021)'
     )
     color = "#d62728"
+    about = (
+        "From the paper (its abstract and introduction, all we have of it): sparse pruning "
+        "decides when and which weights are forced to zero; CSP treats it as a dual problem of "
+        "inducing sparsity and reducing the compression error, running the classic "
+        "compressed-sensing process inside training of an RNN-T; it claims to beat the sparse "
+        "pruning of Zhu & Gupta (2017) and Narang et al. (2017).",
+        "This project's own definition (not the paper's): block-wise sensing with a seeded "
+        "Gaussian matrix, recovery by iterative hard thresholding over the whole tensor, the "
+        "support of the reconstruction as the new mask (which), a cut only when the relative "
+        "compression error is at most ε (when), and two gradient terms, an L1 pull on the "
+        "weights the next cut removes (λs) and an L2 pull toward the reconstruction (λr). Every "
+        "choice is an option; docs/csp.md in the repository writes it out. The paper's own "
+        "numbers are not available, so these tables check the direction of its claim only.",
+    )
+    """What a report says about the method before its tables (the proposed method's)."""
+    option_phrases = {
+        ("sensing", "identity"): "identity sensing (no compressed sensing)",
+        ("sensing", "gaussian"): "Gaussian sensing",
+        ("sensing", "rademacher"): "Rademacher sensing (±1/√m Φ)",
+        ("sensing", "activation"): "activation sensing (the layer's inputs as Φ)",
+        ("sparsity_weight", 0): "no sparsity-inducing term (λs = 0)",
+        ("reconstruction_weight", 0): "no compression-error term (λr = 0)",
+        ("error_threshold", math.inf): "no “when” rule (ε = ∞)",
+    }
+    """How an ablation variant's options read in a table row."""
 
     def __init__(
         self,
