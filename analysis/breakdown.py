@@ -30,7 +30,7 @@ CLEAN = {"none": "clean"}
 
 
 @dataclass(frozen=True)
-class System:
+class BreakdownColumn:
     """A column of the breakdown: the dense model or a method at a target sparsity."""
 
     name: str
@@ -47,12 +47,12 @@ class Breakdown:
     """Errors and reference words of each system in each group of one grouping."""
 
     grouping: str
-    systems: list[System]
+    systems: list[BreakdownColumn]
     groups: list[str]
     utterances: dict[str, int]  # group → utterances in it (per seed)
     counts: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
 
-    def wer(self, system: System, group: str) -> float | None:
+    def wer(self, system: BreakdownColumn, group: str) -> float | None:
         errors, words = self.counts.get((system.title, group), (0, 0))
         return errors / words if words else None
 
@@ -68,10 +68,10 @@ def _group(record: dict, keys: tuple[str, ...]) -> str:
     return "/".join(CLEAN.get(value, value) for value in values)
 
 
-def _systems(tables: list[Table]) -> list[tuple[System, list[Run]]]:
+def _systems(tables: list[Table]) -> list[tuple[BreakdownColumn, list[Run]]]:
     """Dense first, then each row at each sparsity (rows shown in two tables only once)."""
     dense = tables[0].dense.complete
-    found = [(System("Dense", 0.0, len(dense)), dense)]
+    found = [(BreakdownColumn("Dense", 0.0, len(dense)), dense)]
     seen = set()
     for table in tables:
         for sparsity in table.sparsities:
@@ -79,7 +79,7 @@ def _systems(tables: list[Table]) -> list[tuple[System, list[Run]]]:
                 runs = row.entries[sparsity].complete
                 if not runs or (row.label in seen and table is not tables[0]):
                     continue
-                found.append((System(row.name, sparsity, len(runs)), runs))
+                found.append((BreakdownColumn(row.name, sparsity, len(runs)), runs))
         seen |= {row.label for row in table.rows}
     return found
 

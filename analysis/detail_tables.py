@@ -1,6 +1,6 @@
 """What a reader asks after the main table, as plain tables: test WER by condition, engine
 and voice (`analysis.breakdown`), and how much the methods' masks overlap
-(`analysis.mask_overlap`). Each is a `Grid` of text cells that the Markdown and HTML writers
+(`analysis.mask_overlap`). Each is a `TextTable` of text cells that the Markdown and HTML writers
 render alike; the CSV files hold every number unrounded.
 """
 
@@ -36,7 +36,7 @@ OVERLAP_LEGEND = (
 
 
 @dataclass
-class Grid:
+class TextTable:
     title: str
     legend: str
     header: list[str]
@@ -47,7 +47,7 @@ def _wer(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def breakdown_grid(breakdown: Breakdown, experiment: str) -> Grid:
+def breakdown_grid(breakdown: Breakdown, experiment: str) -> TextTable:
     """Conditions and engines: a row per system, a column per group."""
     header = ["system", *(f"{g} ({breakdown.utterances[g]})" for g in breakdown.groups)]
     rows = [
@@ -56,10 +56,10 @@ def breakdown_grid(breakdown: Breakdown, experiment: str) -> Grid:
     ]
     title = f"{experiment}: test WER by {breakdown.grouping}"
     legend = BREAKDOWN_LEGEND + GROUP_NOTES.get(breakdown.grouping, "")
-    return Grid(title, legend, header, rows)
+    return TextTable(title, legend, header, rows)
 
 
-def voice_grid(breakdown: Breakdown, experiment: str) -> Grid:
+def voice_grid(breakdown: Breakdown, experiment: str) -> TextTable:
     """Voices: a row per voice, worst hurt first; dense WER and per sparsity the damage."""
     sparsities = sorted({s.sparsity for s in breakdown.systems if s.sparsity > 0})
     header = ["voice", "utterances", "Dense"]
@@ -75,7 +75,7 @@ def voice_grid(breakdown: Breakdown, experiment: str) -> Grid:
             row.append(f"{sum(damage) / len(damage):+.3f}" if damage else "—")
             row.append(_worst(breakdown, group, sparsity))
         rows.append(row)
-    return Grid(f"{experiment}: test WER by voice", VOICE_LEGEND, header, rows)
+    return TextTable(f"{experiment}: test WER by voice", VOICE_LEGEND, header, rows)
 
 
 def _worst(breakdown: Breakdown, group: str, sparsity: float) -> str:
@@ -91,7 +91,7 @@ def _worst(breakdown: Breakdown, group: str, sparsity: float) -> str:
     return f"{name} ({wer - dense:+.3f})"
 
 
-def overlap_grids(overlaps: list[Overlap], experiment: str) -> list[Grid]:
+def overlap_grids(overlaps: list[Overlap], experiment: str) -> list[TextTable]:
     """Per target sparsity, a symmetric matrix of the methods' pooled overlap."""
     grids = []
     for sparsity in sorted({o.sparsity for o in overlaps}):
@@ -111,11 +111,11 @@ def overlap_grids(overlaps: list[Overlap], experiment: str) -> list[Grid]:
                     cells.append(f"{found.jaccard():.3f} ({found.chance():.3f})")
             rows.append(cells)
         title = f"{experiment}: overlap of the kept weights at target sparsity {sparsity:g}"
-        grids.append(Grid(title, OVERLAP_LEGEND, ["method", *names], rows))
+        grids.append(TextTable(title, OVERLAP_LEGEND, ["method", *names], rows))
     return grids
 
 
-def grid_markdown(grid: Grid) -> str:
+def grid_markdown(grid: TextTable) -> str:
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 

@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 import yaml
 
-from analysis.detail_tables import Grid
+from analysis.detail_tables import TextTable
 from analysis.experiment import Experiment
 from analysis.table_formats import (
     LEGEND,
@@ -110,7 +110,7 @@ def pairings_html(table: Table, pairings: list[Pairing]) -> str:
     )
 
 
-def grid_html(grid: Grid) -> str:
+def grid_html(grid: TextTable) -> str:
     """A detail table (by condition, by voice, mask overlap)."""
     head = "".join(f"<th>{_e(cell)}</th>" for cell in grid.header)
     body = "".join(
@@ -224,7 +224,7 @@ def experiment_html(
     tables: list[tuple[Table, list[Pairing]]],
     figures: list[tuple[str, Path]],
     notes: list[str],
-    details: Sequence[Grid] = (),
+    details: Sequence[TextTable] = (),
 ) -> str:
     parts = [f"<h2>Experiment {_e(experiment.name)}</h2><p>Records: {_e(experiment.root)}</p>"]
     for table, pairings in tables:

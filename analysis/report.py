@@ -27,7 +27,7 @@ from analysis import figures as draw
 from analysis import studies as study_plots
 from analysis.breakdown import Breakdown, breakdowns
 from analysis.detail_tables import (
-    Grid,
+    TextTable,
     breakdown_csv,
     breakdown_grid,
     grid_markdown,
@@ -108,7 +108,7 @@ def _experiment_figures(
 
 def _details(
     experiment: Experiment, tables: list[Table], out: Path
-) -> tuple[list[Breakdown], list[Overlap], list[Grid], list[tuple[str, Path]], list[str]]:
+) -> tuple[list[Breakdown], list[Overlap], list[TextTable], list[tuple[str, Path]], list[str]]:
     """Test WER by condition, engine and voice, and the masks' overlap: tables, figures and
     a note for what cannot be shown."""
     found, why = breakdowns(tables)
