@@ -22,10 +22,7 @@ characters), not a mean over utterances, as `RNNTSpeechRecognizer` logs them.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -47,7 +44,13 @@ from lightning_modules.asr.language_model import CharNGramLM, Lexicon
 from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.data.batching import DurationBatchSampler
 from lightning_modules.data.datamodule import SpeechDataset, collate
-from lightning_modules.data.manifest import SPLITS, CorpusError, Utterance, write_jsonl_atomic
+from lightning_modules.data.manifest import (
+    SPLITS,
+    CorpusError,
+    Utterance,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from lightning_modules.data.readers import CorpusSection, corpus_from_path, corpus_section
 from lightning_modules.data.text import normalize_transcript
 from lightning_modules.data.tokenizer import Tokenizer
@@ -284,17 +287,6 @@ def decode(
     return hypotheses
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _check_out(out: Path | None) -> None:
     if out is not None and out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
@@ -359,7 +351,7 @@ def evaluate(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_jsonl_atomic(out / UTTERANCES, records)
-        _write_json_atomic(out / SUMMARY, summary)  # last: its presence means a complete run
+        write_json_atomic(out / SUMMARY, summary)  # last: its presence means a complete run
     return summary
 
 

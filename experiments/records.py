@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from experiments.files import ConfigError, read_yaml
 from experiments.metrics import read_metrics
+from lightning_modules.data.manifest import write_json_atomic
 
 RunStatus = Literal["complete", "diverged", "failed", "unfinished", "not run"]
 ENDED: tuple[RunStatus, ...] = ("complete", "diverged")
@@ -117,7 +118,8 @@ class RunState:
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
-    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    """A run record, written atomically (a reader never sees half of result.json)."""
+    write_json_atomic(path, data)
 
 
 def read_json(path: Path) -> Any:

@@ -51,6 +51,12 @@ class CorpusSection(BaseModel):
         return None
 
 
+def one_or_many(value: Any) -> Any:
+    """A single entry where a corpus section expects a list becomes a one-entry list (a
+    split given as one folder or one manifest)."""
+    return value if isinstance(value, list | tuple) else [value]
+
+
 def register_corpus(cls: type[CorpusSection]) -> type[CorpusSection]:
     """Add a corpus kind (its `kind` field's default names it); returns the class."""
     kind = cls.model_fields["kind"].default

@@ -125,16 +125,51 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def write_jsonl_atomic(path: str | Path, records: Iterable[Mapping[str, Any]]) -> None:
-    """Write records as JSONL through a temporary file, so a reader never sees half a file."""
+def _write_atomically(path: str | Path, text: str) -> None:
+    """Write `text` through a temporary file and a rename, so a reader never sees half a
+    file; a file that already holds exactly `text` is left alone (its time stamp too)."""
     path = Path(path)
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            for record in records:
-                out.write(json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n")
+            out.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_jsonl_atomic(path: str | Path, records: Iterable[Mapping[str, Any]]) -> None:
+    """Records as JSON lines, written atomically (`_write_atomically`)."""
+    lines = (json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n" for record in records)
+    _write_atomically(path, "".join(lines))
+
+
+def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> None:
+    """One JSON document (indented, keys sorted), written atomically (`_write_atomically`):
+    the one writer of sidecars, summaries and run records."""
+    _write_atomically(path, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def claim_corpus_folder(
+    out_dir: Path, expected: Mapping[str, Any], what: str = "a corpus"
+) -> dict[str, Any] | None:
+    """The saved `corpus.json` of the corpus being built in `out_dir` (None: a new folder)
+    when every `expected` field matches it; any other folder is refused, saying to choose
+    another one, so no audio of other settings is ever mixed in."""
+    sidecar = out_dir / "corpus.json"
+    if not sidecar.exists():
+        if (out_dir / "manifest.jsonl").exists() or (out_dir / "audio").exists():
+            raise CorpusError(f"{out_dir} holds files but no corpus.json; choose an empty --out")
+        return None
+    saved = json.loads(sidecar.read_text(encoding="utf-8"))
+    for key, value in expected.items():
+        if saved.get(key) != value:
+            raise CorpusError(
+                f"{out_dir} holds {what} made with {key}={saved.get(key)!r}, not {value!r}; "
+                "choose another --out or delete that folder"
+            )
+    return saved

@@ -39,7 +39,12 @@ import torch
 import torchaudio
 from tqdm import tqdm
 
-from lightning_modules.data.manifest import CorpusError, write_jsonl_atomic
+from lightning_modules.data.manifest import (
+    CorpusError,
+    claim_corpus_folder,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from lightning_modules.data.text import TranscriptError, normalize_transcript
 
 SAMPLE_RATE = 16_000
@@ -341,16 +346,6 @@ def write_flac(samples: np.ndarray, out: Path) -> None:
     os.replace(partial, out)
 
 
-def _write_json(path: Path, record: Mapping[str, Any]) -> None:
-    """Write JSON through a temporary file, and not at all when the file already holds it."""
-    text = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
-        return
-    partial = path.with_name(f".{path.name}{_PARTIAL}")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
-
-
 def _write_manifest(path: Path, records: list[dict[str, Any]]) -> None:
     """Write the manifest atomically, unless it already holds exactly these records."""
     if path.is_file():
@@ -365,30 +360,6 @@ def _write_manifest(path: Path, records: list[dict[str, Any]]) -> None:
 
 def _settings(min_words: int, limit: int | None) -> dict[str, Any]:
     return {"format": FORMAT_VERSION, "min_words": min_words, "limit": limit}
-
-
-def _claim_folder(out_dir: Path, settings: dict[str, Any], versions: dict[str, str]) -> bool:
-    """Whether `out_dir` already holds this corpus (possibly unfinished); refuse any other.
-
-    Audio made from other package or library versions, or a folder with other settings, is
-    never mixed in: the message says to choose another folder or delete that one.
-    """
-    sidecar = out_dir / "corpus.json"
-    if not sidecar.exists():
-        if (out_dir / "manifest.jsonl").exists() or (out_dir / "audio").exists():
-            raise CorpusError(f"{out_dir} holds files but no corpus.json; choose an empty --out")
-        return False
-    saved = json.loads(sidecar.read_text(encoding="utf-8"))
-    if saved.get("kind") != "real":
-        raise CorpusError(f"{out_dir} holds another corpus; choose another --out")
-    expected = {**settings, "versions": versions}
-    for key, value in expected.items():
-        if saved.get(key) != value:
-            raise CorpusError(
-                f"{out_dir} holds a real-speech corpus made with {key}={saved.get(key)!r}, "
-                f"not {value!r}; choose another --out or delete that folder"
-            )
-    return True
 
 
 def _record(recording: Recording, text: str, out_dir: Path) -> dict[str, Any]:
@@ -449,14 +420,15 @@ def build_real_corpus(
     versions = {**check_packages(), **tool_versions()}
     out_dir = Path(out_dir)
     settings = _settings(min_words, limit)
-    resumed = _claim_folder(out_dir, settings, versions)
+    expected = {"kind": "real", **settings, "versions": versions}
+    resumed = claim_corpus_folder(out_dir, expected, "a real-speech corpus") is not None
     recordings = asterisk_recordings() + librivox_recordings()
     kept, skipped = select(recordings, min_words, limit)
 
     (out_dir / "audio").mkdir(parents=True, exist_ok=True)
     header = {"kind": "real", **settings, "versions": versions}
     if not resumed:
-        _write_json(out_dir / "corpus.json", {**header, "complete": False})
+        write_json_atomic(out_dir / "corpus.json", {**header, "complete": False})
     for stale in (out_dir / "audio").glob(f".*{_PARTIAL}"):  # left by an interrupted run
         stale.unlink()
     todo = [(r, t) for r, t in kept if not (out_dir / "audio" / f"{r.id}.flac").exists()]
@@ -480,5 +452,5 @@ def build_real_corpus(
         "subsets": summary,
         "complete": True,
     }
-    _write_json(out_dir / "corpus.json", sidecar)
+    write_json_atomic(out_dir / "corpus.json", sidecar)
     return manifest

@@ -32,16 +32,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 
-from lightning_modules.data.corpora import CorpusSection, register_corpus
+from lightning_modules.data.corpora import CorpusSection, one_or_many, register_corpus
 from lightning_modules.data.manifest import SPLITS, CorpusError, Utterance, problems_error
 
 REQUIRED = ("wav.scp", "text")
 _ARCHIVE = re.compile(r"\.ark:\d+$")
-
-
-def one_or_many(value: Any) -> Any:
-    """A single entry where a list is expected becomes a one-entry list."""
-    return value if isinstance(value, list | tuple) else [value]
 
 
 KaldiDirs = Annotated[list[Path], BeforeValidator(one_or_many), Field(min_length=1)]

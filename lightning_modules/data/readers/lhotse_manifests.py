@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from lightning_modules.data.corpora import CorpusSection, register_corpus
+from lightning_modules.data.corpora import CorpusSection, one_or_many, register_corpus
 from lightning_modules.data.manifest import SPLITS, CorpusError, Utterance, problems_error
 
 if TYPE_CHECKING:
@@ -39,11 +39,6 @@ SUFFIXES = (".jsonl", ".jsonl.gz")
 PAIR = ("recordings", "supervisions")
 CUT_TOLERANCE = 1e-3
 """Seconds a supervision may stick out of its cut (rounding); more is refused."""
-
-
-def one_or_many(value: Any) -> Any:
-    """A single entry where a list is expected becomes a one-entry list."""
-    return value if isinstance(value, list | tuple) else [value]
 
 
 def _jsonl(path: Path) -> Path:

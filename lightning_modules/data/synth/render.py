@@ -8,7 +8,6 @@ made with another size, seed or engine version is never mixed into.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import tempfile
@@ -22,7 +21,13 @@ import soundfile
 import torch
 from tqdm import tqdm
 
-from lightning_modules.data.manifest import SPLITS, CorpusError, write_jsonl_atomic
+from lightning_modules.data.manifest import (
+    SPLITS,
+    CorpusError,
+    claim_corpus_folder,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from lightning_modules.data.synth.augment import (
     SAMPLE_RATE,
     add_background_noise,
@@ -109,30 +114,6 @@ def _render_all(out_dir: Path, todo: list[PlannedUtterance], workers: int, bar: 
                     pool.shutdown(cancel_futures=True)
                     raise job.exception()
                 bar.update(job.result())
-
-
-def _write_json(path: Path, record: dict[str, Any]) -> None:
-    """Write JSON through a temporary file, so the sidecar is never half written."""
-    partial = path.with_name(f".{path.name}{_PARTIAL}")
-    partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(partial, path)
-
-
-def _claim_folder(out_dir: Path, size: str, seed: int, text: str) -> dict[str, Any] | None:
-    """The saved sidecar of the corpus in `out_dir` (None if new), if it has our settings."""
-    sidecar = out_dir / "corpus.json"
-    if not sidecar.exists():
-        if (out_dir / "manifest.jsonl").exists() or (out_dir / "audio").exists():
-            raise CorpusError(f"{out_dir} holds files but no corpus.json; choose an empty --out")
-        return None
-    saved = json.loads(sidecar.read_text(encoding="utf-8"))
-    for key, value in (("size", size), ("seed", seed), ("text", text), ("format", FORMAT_VERSION)):
-        if saved.get(key) != value:
-            raise CorpusError(
-                f"{out_dir} holds a corpus made with {key}={saved.get(key)!r}, not {value!r}; "
-                "choose another --out or delete that folder"
-            )
-    return saved
 
 
 def _check_versions(out_dir: Path, saved: dict[str, str], current: dict[str, str]) -> None:
@@ -235,7 +216,8 @@ def render_corpus(
         raise ValueError(f"unknown corpus text {text!r}; choose one of {sorted(TEXTS)}")
     check_tools()
     out_dir = Path(out_dir)
-    saved = _claim_folder(out_dir, size, seed, text)
+    expected = {"size": size, "seed": seed, "text": text, "format": FORMAT_VERSION}
+    saved = claim_corpus_folder(out_dir, expected)
     versions = tool_versions()
     plan = plan_corpus(size, seed, TEXTS[text](sum(vars(CORPUS_SIZES[size]).values())))
     todo = [planned for planned in plan if not (out_dir / planned.audio).exists()]
@@ -248,7 +230,7 @@ def render_corpus(
             "format": FORMAT_VERSION,
             "versions": versions,
         }
-        _write_json(out_dir / "corpus.json", {**header, "complete": False})
+        write_json_atomic(out_dir / "corpus.json", {**header, "complete": False})
     else:
         if todo:
             _check_versions(out_dir, saved["versions"], versions)
@@ -276,5 +258,5 @@ def render_corpus(
         "data_card": data_card(records),
         "complete": True,
     }
-    _write_json(out_dir / "corpus.json", sidecar)
+    write_json_atomic(out_dir / "corpus.json", sidecar)
     return manifest
