@@ -27,6 +27,7 @@ from pydantic import (
 from experiments.files import ConfigError, read_yaml
 from lightning_modules.asr.presets import PRESETS, RNNTConfig, model_config
 from lightning_modules.data.readers import CorpusSection, corpus_section
+from lightning_modules.errors import field_problems
 from lightning_modules.pruning.methods import METHODS
 from lightning_modules.pruning.registry import option_schema
 from lightning_modules.pruning.schedules import SparsitySchedule
@@ -195,9 +196,7 @@ class PruningSection(StrictModel):
         try:  # the options against the method's schema, then by the method itself
             schema.model_validate(self.options)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
-            )
+            problems = "; ".join(field_problems(error, with_input=False))
             raise ValueError(f"{self.method} options: {problems}") from None
         self.build(seed=0)
         return self
@@ -294,11 +293,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
 
 def format_validation_error(where: str, error: ValidationError) -> str:
     """Every invalid field by its dotted path, with the value given."""
-    lines = [
-        f"  {'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}"
-        + (f" (got {e['input']!r})" if e["type"] != "missing" else "")
-        for e in error.errors()
-    ]
+    lines = [f"  {problem}" for problem in field_problems(error)]
     return f"{where}: invalid config\n" + "\n".join(lines)
 
 

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from experiments.files import ConfigError, read_yaml
 from experiments.metrics import read_metrics
 from lightning_modules.data.manifest import write_json_atomic
+from lightning_modules.errors import field_problems
 
 RunStatus = Literal["complete", "diverged", "failed", "unfinished", "not run"]
 ENDED: tuple[RunStatus, ...] = ("complete", "diverged")
@@ -163,7 +164,7 @@ def read_result(run_dir: Path) -> RunResult | None:
     try:
         return RunResult.model_validate(read_json(path))
     except ValidationError as error:
-        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        fields = "; ".join(field_problems(error, with_input=False))
         raise RecordError(f"{path}: not a run result ({fields})") from None
 
 

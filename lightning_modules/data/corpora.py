@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lightning_modules.data.manifest import CorpusError, Utterance
+from lightning_modules.errors import field_problems
 
 CORPUS_KINDS: dict[str, type[CorpusSection]] = {}
 """Kind → section class, in registration order (the order `--corpus` paths are tried in)."""
@@ -86,11 +87,7 @@ def corpus_section(raw: Any) -> CorpusSection:
     try:
         return CORPUS_KINDS[kind].model_validate({**raw, "kind": kind})
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-            + (f" (got {e['input']!r})" if e["type"] != "missing" else "")
-            for e in error.errors()
-        )
+        problems = "; ".join(field_problems(error))
         raise ValueError(f"kind {kind}: {problems}") from None
 
 
