@@ -31,7 +31,7 @@ def export(checkpoint: Path, out: Path) -> None:
     of its non-zero values plus the values, whichever is smallest; unpacking gives the exact
     weights back. The file keeps the model's hyper-parameters and the names of the pruned
     tensors, so the model can be rebuilt from it alone
-    (`lightning_modules.asr.packed.load_packed_module`) and `csp audit` can read it. Prints
+    (`lightning_modules.asr.loading.load_recognizer`) and `csp audit` can read it. Prints
     dense, packed and floor bytes of the whole model (floor: non-zero values plus one mask
     bit per entry, per tensor).
     """

@@ -42,13 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from experiments.evaluate import (
-    load_weights,
-    read_corpus_section,
-    read_model_file,
-    read_split,
-    recognizer_for,
-)
+from experiments.evaluate import load_saved_model, read_corpus_section, read_split
 from experiments.files import ConfigError
 from lightning_modules.asr.decoding import greedy_decode
 from lightning_modules.asr.module import RNNTSpeechRecognizer
@@ -226,10 +220,8 @@ def measure(
 
 def load_for_bench(model_path: str | Path) -> tuple[RNNTSpeechRecognizer, SparsityPattern]:
     """The saved model (eval mode) and the pattern it records, refused if the pattern breaks."""
-    saved = read_model_file(model_path)
-    model = recognizer_for(saved)
-    load_weights(model, saved)
-    return model.eval(), parse_pattern(saved.pattern)
+    model, saved = load_saved_model(model_path)
+    return model, parse_pattern(saved.pattern)
 
 
 def decoding_speedup(model_path: str | Path, utterances: Sequence[Utterance]) -> float:

@@ -32,7 +32,6 @@ import jiwer
 import soundfile
 import torch
 import torchaudio
-from pydantic import ValidationError
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -41,6 +40,7 @@ from experiments.files import ConfigError
 from lightning_modules.asr.decoding import ShallowFusion
 from lightning_modules.asr.features import SAMPLE_RATE
 from lightning_modules.asr.language_model import CharNGramLM, Lexicon
+from lightning_modules.asr.loading import load_recognizer
 from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.data.batching import DurationBatchSampler
 from lightning_modules.data.datamodule import SpeechDataset, collate
@@ -58,71 +58,27 @@ from lightning_modules.data.validation import validate_corpus
 from lightning_modules.pruning.saved import (
     SavedFileError,
     SavedWeights,
-    read_saved,
-    weights_problems,
 )
 
 UTTERANCES = "utterances.jsonl"
 SUMMARY = "summary.json"
 DEFAULT_BATCH_SECONDS: float = DataSection.model_fields["max_batch_seconds"].default
 """The training default of `data.max_batch_seconds`: the same batches as a run's test."""
-MAX_LISTED_MISMATCHES = 3
 
 
-def load_model_and_kind(path: str | Path) -> tuple[RNNTSpeechRecognizer, str]:
-    """The recognizer saved in `path` (in eval mode, on the CPU) and the file's kind
-    (`checkpoint` or `packed`).
-
-    Raises `ConfigError` naming the file for a missing or foreign file, one without the
-    recognizer's hyper-parameters, or weights that do not fit the model they describe.
-    """
-    saved = read_model_file(path)
-    module = recognizer_for(saved)
-    load_weights(module, saved)
-    return module.eval(), saved.kind
-
-
-def read_model_file(path: str | Path) -> SavedWeights:
+def load_saved_model(path: str | Path) -> tuple[RNNTSpeechRecognizer, SavedWeights]:
+    """`load_recognizer`, its refusals as the `ConfigError` every command reports."""
     try:
-        return read_saved(path)
+        return load_recognizer(path)
     except SavedFileError as error:
         raise ConfigError(str(error)) from None
 
 
-def recognizer_for(saved: SavedWeights) -> RNNTSpeechRecognizer:
-    """A recognizer of the shape the saved hyper-parameters describe (weights not loaded)."""
-    if "model" not in saved.hyper_parameters:
-        raise ConfigError(
-            f"{saved.path}: no RNNTSpeechRecognizer hyper-parameters in the {saved.kind} file"
-        )
-    try:
-        return RNNTSpeechRecognizer(**saved.hyper_parameters)
-    except (TypeError, ValueError, ValidationError) as error:
-        first = str(error).strip().splitlines()[0]
-        raise ConfigError(
-            f"{saved.path}: its hyper-parameters do not describe an RNNTSpeechRecognizer ({first})"
-        ) from None
-
-
-def load_weights(module: RNNTSpeechRecognizer, saved: SavedWeights) -> None:
-    """The saved weights into `module`, strictly, as `load_from_checkpoint` does. Refuses,
-    naming the file and tensors, weights that do not fit the module's shape and prunable
-    tensors that break the sparsity pattern the file records."""
-    problems = weights_problems(module.state_dict(), saved.state_dict)
-    if problems:
-        listed = "; ".join(problems[:MAX_LISTED_MISMATCHES])
-        more = len(problems) - MAX_LISTED_MISMATCHES
-        raise ConfigError(
-            f"{saved.path}: the weights do not fit the model "
-            f"({len(problems)} tensor(s): {listed}{f'; ... and {more} more' if more > 0 else ''})"
-        )
-    broken = saved.pattern_breaks()
-    if broken:
-        raise ConfigError(
-            f"{saved.path}: its recorded pattern {saved.pattern} does not hold on {broken[0]}"
-            f"{f' and {len(broken) - 1} more tensor(s)' if len(broken) > 1 else ''}"
-        )
-    module.load_state_dict(saved.state_dict, strict=True)
+def load_model_and_kind(path: str | Path) -> tuple[RNNTSpeechRecognizer, str]:
+    """The recognizer saved in `path` (in eval mode, on the CPU) and the file's kind
+    (`checkpoint` or `packed`)."""
+    module, saved = load_saved_model(path)
+    return module, saved.kind
 
 
 def load_model(path: str | Path) -> RNNTSpeechRecognizer:

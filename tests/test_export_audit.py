@@ -17,8 +17,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from lightning_modules.asr.loading import load_recognizer
 from lightning_modules.asr.module import RNNTSpeechRecognizer
-from lightning_modules.asr.packed import load_packed_module
 from lightning_modules.asr.presets import model_config
 from lightning_modules.pruning.accounting import floor_bytes, sparsity_summary
 from lightning_modules.pruning.audit import audit, format_report
@@ -232,7 +232,8 @@ def test_export_rebuilds_the_module_with_identical_weights_and_outputs(
     assert metadata["prunable"] == [t.name for t in discover_tensors(tiny_module())]
 
     reference = RNNTSpeechRecognizer.load_from_checkpoint(checkpoint, map_location="cpu").eval()
-    rebuilt = load_packed_module(packed)
+    rebuilt, saved = load_recognizer(packed)
+    assert saved.kind == "packed"
     assert not rebuilt.training
     batch = synthetic_batch()
     with torch.no_grad():

@@ -12,11 +12,11 @@ import torch
 from conftest import CSP_COMMAND, REPO
 
 from experiments.bench import batch_features, decode_all
-from experiments.evaluate import load_weights, read_model_file
-from experiments.files import ConfigError
+from lightning_modules.asr.loading import ModelFileError, load_weights
 from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.asr.presets import model_config
 from lightning_modules.pruning.packing import save_packed
+from lightning_modules.pruning.saved import read_saved
 from lightning_modules.pruning.sparsity_patterns import parse_pattern
 from lightning_modules.pruning.targets import discover_tensors
 from lightning_modules.runtime.convert import build_runtime
@@ -95,16 +95,16 @@ def test_a_model_exported_at_a_pattern_is_refused_by_a_model_of_another_shape(
     save_packed(
         path, model.state_dict(), {"hyper_parameters": dict(model.hparams), "pattern": "2:4"}
     )
-    saved = read_model_file(path)
+    saved = read_saved(path)
     assert saved.pattern == "2:4" and not saved.pattern_breaks()
     wider = RNNTSpeechRecognizer(model=model_config("tiny", encoder_hidden=96).model_dump())
-    with pytest.raises(ConfigError, match=r"tiny-2of4.packed.*forward_lstms\.0\.weight_ih_l0"):
+    with pytest.raises(ModelFileError, match=r"tiny-2of4.packed.*forward_lstms\.0\.weight_ih_l0"):
         load_weights(wider, saved)
     save_packed(
         path, model.state_dict(), {"hyper_parameters": dict(model.hparams), "pattern": "1:4"}
     )
-    with pytest.raises(ConfigError, match=r"recorded pattern 1:4 does not hold on rnnt\."):
-        load_weights(RNNTSpeechRecognizer(**model.hparams), read_model_file(path))
+    with pytest.raises(ModelFileError, match=r"recorded pattern 1:4 does not hold on rnnt\."):
+        load_weights(RNNTSpeechRecognizer(**model.hparams), read_saved(path))
 
 
 def test_csp_bench_measures_the_tiny_model(tiny_corpus: Path, tmp_path: Path, cli_env) -> None:
