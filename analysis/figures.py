@@ -314,3 +314,31 @@ def overlap_heatmaps(overlaps: list[Overlap]) -> Figure | None:
         figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="Jaccard overlap")
     figure.suptitle("Overlap of the weights the methods kept (saved weights)")
     return figure
+
+
+def overlap_per_tensor(overlaps: list[Overlap], system: str) -> Figure | None:
+    """Jaccard overlap of `system`'s kept weights with each other method's, per prunable
+    tensor (bars) against the overlap random masks of the same kept fractions would have
+    (black ticks), one panel per target sparsity: which tensors a method keeps differently."""
+    mine = [o for o in overlaps if system in (o.a, o.b)]
+    sparsities = sorted({o.sparsity for o in mine})
+    if not sparsities:
+        return None
+    tensors = sorted({t for o in mine for t in o.tensors})
+    figure, panels = _panels(len(sparsities), height=5.2)
+    for axes, sparsity in zip(panels, sparsities, strict=True):
+        here = [o for o in mine if o.sparsity == sparsity]
+        width = 0.8 / len(here)
+        for index, overlap in enumerate(here):
+            other = overlap.b if overlap.a == system else overlap.a
+            positions = [i + index * width for i in range(len(tensors))]
+            values = [overlap.jaccard(t) if t in overlap.union else float("nan") for t in tensors]
+            axes.bar(positions, values, width, label=other)
+            chance = [overlap.chance(t) if t in overlap.union else float("nan") for t in tensors]
+            axes.scatter(positions, chance, marker="_", color="black", s=30, zorder=3)
+        axes.set_xticks([i + 0.4 - width / 2 for i in range(len(tensors))])
+        axes.set_xticklabels([t.removeprefix("model.") for t in tensors], rotation=75, fontsize=6)
+        axes.set(title=f"target sparsity {sparsity:g}", ylabel="Jaccard overlap", ylim=(0, 1))
+        axes.legend(fontsize=7, title=f"{system} against", title_fontsize=7)
+    figure.suptitle(f"Overlap of {system}'s kept weights with each method's, per tensor")
+    return figure

@@ -132,6 +132,12 @@ def _details(
     else:
         title = "Overlap of the kept weights (Jaccard)"
         drawn.append((title, draw.save(figure, out, f"{experiment.name}-mask_overlap")))
+    studied = proposed()
+    figure = draw.overlap_per_tensor(overlaps, studied.title) if studied is not None else None
+    if figure is not None:
+        title = f"Overlap of {studied.title}'s kept weights with each method's, per tensor"
+        stem = f"{experiment.name}-overlap_per_tensor"
+        drawn.append((title, draw.save(figure, out, stem)))
     return found, overlaps, grids, drawn, notes
 
 

@@ -64,7 +64,12 @@ FIGURE = RESULT.with_suffix(".png")
 GOAL = {"wall_s_max": 3600, "dense_test_wer_greedy_max": 0.35}
 RANDOM, PROPOSED = "random", "csp"
 PHASES = "phases.json"  # written by --prepare
-WHAT_CSP_CHANGES = ("mask_overlap", "per_tensor_sparsity", "dev_wer_trajectories")
+WHAT_CSP_CHANGES = (
+    "mask_overlap",
+    "overlap_per_tensor",
+    "per_tensor_sparsity",
+    "dev_wer_trajectories",
+)
 """Report figures committed beside the record: whose weights CSP keeps, how it spreads the
 sparsity over tensors, and its dev WER through the schedule (issue 30)."""
 

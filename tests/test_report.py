@@ -36,6 +36,7 @@ FIGURES = (
     "dev_wer_trajectories",
 )
 FIGURES += ("csp_compression_error", "per_tensor_sparsity", "wer_by_voice", "mask_overlap")
+FIGURES += ("overlap_per_tensor",)
 CELL = re.compile(r"(?P<label>.+)-s(?P<sparsity>[0-9.]+)-seed(?P<seed>\d+)")
 
 
