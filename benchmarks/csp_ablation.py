@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import shutil
 import time
 from pathlib import Path
 
 from analysis.experiment import load_experiment
+from analysis.report import write_report
 from analysis.table_formats import to_markdown
 from analysis.tables import ablation_comparison, ablation_table
 from experiments.files import read_yaml
@@ -59,6 +61,13 @@ def main() -> None:
     if table is None:
         raise SystemExit(f"{args.grid}: the grid has no variants of CSP to compare")
     pairings = ablation_comparison(table)
+    figures = write_report([grid.root], grid.root / "report").parent / "figures"
+    for stem, name in (
+        ("ablation", "csp_ablation"),
+        ("dev_wer_trajectories", "csp_ablation-dev_wer_trajectories"),
+    ):
+        if (figures / f"{grid.spec.name}-{stem}.png").is_file():
+            shutil.copyfile(figures / f"{grid.spec.name}-{stem}.png", RESULTS / f"{name}.png")
     markdown = to_markdown(table, pairings)
     (RESULTS / "csp_ablation.md").write_text(markdown, encoding="utf-8")
     print(markdown)
