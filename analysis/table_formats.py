@@ -230,6 +230,7 @@ def csv_rows(table: Table, pairings: list[Pairing]) -> list[dict[str, object]]:
         for sparsity in table.sparsities
     ]
     for name, label, method, sparsity, entry in entries:
+        by_part = entry.wer_by_part()
         rows.append(
             {
                 "experiment": table.experiment,
@@ -243,7 +244,7 @@ def csv_rows(table: Table, pairings: list[Pairing]) -> list[dict[str, object]]:
                 "test_wer_mean": entry.wer_mean,
                 "test_wer_std": entry.wer_std,
                 "test_wer_greedy_mean": entry.mean_of("test_wer_greedy"),
-                "test_wer_by_part": json.dumps(entry.wer_by_part()) if entry.wer_by_part() else "",
+                "test_wer_by_part": json.dumps(by_part) if by_part else "",
                 "relative_wer_change": entry.relative,
                 "real_wer_mean": entry.mean_of("real_wer"),
                 "realized_sparsity": entry.mean_of("realized_sparsity"),
