@@ -15,9 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from analysis.experiment import Run
-from analysis.significance import read_records
 from analysis.tables import Table
-from experiments.records import TEST_UTTERANCES
+from experiments.records import TEST_UTTERANCES, UtteranceRecord, read_utterance_records
 
 GROUPINGS: dict[str, tuple[str, ...]] = {
     "condition": ("augmentation",),  # clean (none) / noise / reverb / noise+reverb
@@ -63,8 +62,8 @@ class Breakdown:
         return [v - dense for v in values if v is not None and dense is not None]
 
 
-def _group(record: dict, keys: tuple[str, ...]) -> str:
-    values = [str(record.get(key) or UNKNOWN) for key in keys]
+def _group(record: UtteranceRecord, keys: tuple[str, ...]) -> str:
+    values = [str(record.meta.get(key) or UNKNOWN) for key in keys]
     return "/".join(CLEAN.get(value, value) for value in values)
 
 
@@ -84,18 +83,18 @@ def _systems(tables: list[Table]) -> list[tuple[BreakdownColumn, list[Run]]]:
     return found
 
 
-def group_counts(records: list[dict], grouping: str) -> dict[str, tuple[int, int, int]]:
+def group_counts(records: list[UtteranceRecord], grouping: str) -> dict[str, tuple[int, int, int]]:
     """Errors, reference words and utterances of per-utterance records in each group of
     `grouping` (a key of `GROUPINGS`)."""
     counts: dict[str, tuple[int, int, int]] = {}
     for record in records:
         group = _group(record, GROUPINGS[grouping])
         errors, words, utterances = counts.get(group, (0, 0, 0))
-        counts[group] = (errors + record["errors"], words + record["words"], utterances + 1)
+        counts[group] = (errors + record.errors, words + record.words, utterances + 1)
     return counts
 
 
-def wer_by(records: list[dict], grouping: str) -> dict[str, float]:
+def wer_by(records: list[UtteranceRecord], grouping: str) -> dict[str, float]:
     """Word-weighted WER of per-utterance records in each group of `grouping`."""
     return {
         group: errors / words
@@ -112,7 +111,8 @@ def breakdowns(tables: list[Table]) -> tuple[list[Breakdown], str]:
         missing = [path for path in paths if not path.is_file()]
         if missing:
             return [], f"no per-utterance test records ({missing[0]})"
-        systems.append((system, [record for path in paths for record in read_records(path)]))
+        records = [record for path in paths for record in read_utterance_records(path)]
+        systems.append((system, records))
     if not systems or not systems[0][1]:
         return [], "the dense model has no per-utterance test records"
     found = []

@@ -22,18 +22,21 @@ from experiments.metrics import read_metrics
 from experiments.records import (
     CONFIG,
     GRID_RECORD,
-    GRID_RESULTS,
     METRICS,
+    PROVENANCE,
+    GridResults,
     RecordError,
     RunResult,
     RunStatus,
     cell_dir_name,
     dense_dir,
+    read_grid_results,
     read_json,
     run_state,
 )
 from experiments.reproduce import GridSpec
-from experiments.small_dense import LABEL as SMALL_DENSE
+from experiments.small_dense import SmallDense
+from lightning_modules.pruning.registry import CONTROLS
 
 PRUNED_RESULT_FIELDS = ("realized_sparsity", "model_sparsity", "sparsity_per_tensor")
 PRUNED_RESULT_FIELDS += ("packed_bytes", "dense_bytes")
@@ -116,8 +119,8 @@ def load_run(run: Run, pruned: bool = True) -> Run:
     try:
         if (directory / CONFIG).is_file():
             run.config = read_yaml(directory / CONFIG)
-        if (directory / "provenance.json").is_file():
-            run.provenance = read_json(directory / "provenance.json")
+        if (directory / PROVENANCE).is_file():
+            run.provenance = read_json(directory / PROVENANCE)
         if (directory / METRICS).is_file():
             run.metrics, run.metrics_source = read_metrics(directory / METRICS), "metrics"
         elif (history := _wandb_history(directory)) is not None:
@@ -135,9 +138,9 @@ def load_run(run: Run, pruned: bool = True) -> Run:
     return run
 
 
-def _layout(root: Path) -> tuple[dict[str, Any], GridSpec | None]:
+def _layout(root: Path) -> tuple[dict[str, Any], GridSpec | GridResults]:
     """The grid's own record (`grid.yaml`), else what `results.json` lists."""
-    grid_file, results_file = root / GRID_RECORD, root / GRID_RESULTS
+    grid_file = root / GRID_RECORD
     if grid_file.is_file():
         try:
             raw = read_yaml(grid_file, "grid record")
@@ -147,11 +150,12 @@ def _layout(root: Path) -> tuple[dict[str, Any], GridSpec | None]:
             return raw, GridSpec.model_validate(raw)
         except ValidationError as error:
             raise ReportError(format_validation_error(str(grid_file), error)) from None
-    if results_file.is_file():
-        try:
-            return read_json(results_file), None
-        except RecordError as error:
-            raise ReportError(str(error)) from None
+    try:
+        results = read_grid_results(root)
+    except RecordError as error:
+        raise ReportError(str(error)) from None
+    if results is not None:
+        return results.model_dump(), results
     raise ReportError(
         f"{root}: not an experiment folder (no grid.yaml or results.json; "
         "`csp reproduce` writes them in runs/GRID)"
@@ -164,20 +168,17 @@ def load_experiment(root: str | Path) -> Experiment:
     if not root.is_dir():
         raise ReportError(f"{root}: no such experiment folder")
     raw, spec = _layout(root)
-    if spec is not None:
+    if isinstance(spec, GridSpec):
         name, variants = spec.name, spec.variants()
         if spec.small_dense:
-            variants.append((SMALL_DENSE, SMALL_DENSE, {}))
+            variants.append((SmallDense.name, SmallDense.name, {}))
         sparsities, seeds = sorted(spec.sparsities), sorted(spec.seeds)
     else:  # written before grid.yaml existed: the cells results.json lists
-        cells = raw.get("cells")
-        if not isinstance(cells, list) or "grid" not in raw:
-            raise ReportError(f"{root / 'results.json'}: expected fields 'grid' and 'cells'")
-        name = raw["grid"]
-        labels = {c.get("label", c.get("method")): c.get("method") for c in cells}
+        name, cells = spec.grid, spec.cells
+        labels = {cell.label: cell.method for cell in cells}
         variants = [(label, method, {}) for label, method in labels.items()]
-        sparsities = sorted({c["target_sparsity"] for c in cells})
-        seeds = sorted({c["seed"] for c in cells})
+        sparsities = sorted({cell.target_sparsity for cell in cells})
+        seeds = sorted({cell.seed for cell in cells})
     dense_seed = (raw.get("dense") or {}).get("seed", 0)
     shared = raw.get("dense_from")  # the grid whose dense model this one shares
     dense_folder = dense_dir(root.parent, shared or root.name)
@@ -185,7 +186,7 @@ def load_experiment(root: str | Path) -> Experiment:
     runs = [
         load_run(
             Run(root / cell_dir_name(label, sparsity, seed), label, method, sparsity, seed),
-            pruned=method != SMALL_DENSE,
+            pruned=method not in CONTROLS,
         )
         for label, method, _ in variants
         for sparsity in sparsities

@@ -23,8 +23,7 @@ from analysis.breakdown import Breakdown, hurt_most  # noqa: E402
 from analysis.experiment import Experiment, Run  # noqa: E402
 from analysis.mask_overlap import Overlap  # noqa: E402
 from analysis.tables import Entry, Table, role  # noqa: E402
-from lightning_modules.pruning.methods import METHODS  # noqa: E402
-from lightning_modules.pruning.registry import Role  # noqa: E402
+from lightning_modules.pruning.registry import Role, registered  # noqa: E402
 
 
 def save(figure: Figure, out: Path, stem: str) -> Path:
@@ -43,7 +42,10 @@ OTHER_COLORS = ("#1f77b4", "#17becf", "#bcbd22", "#e377c2", "#393b79", "#637939"
 def colors(labels: list[str]) -> dict[str, str]:
     """Label → colour: a plain method's own (its class's `color`), a palette for variants."""
     others = iter(OTHER_COLORS * (1 + len(labels) // len(OTHER_COLORS)))
-    return {label: METHODS[label].color if label in METHODS else next(others) for label in labels}
+    return {
+        label: cls.color if (cls := registered(label)) is not None else next(others)
+        for label in labels
+    }
 
 
 def wer_vs_sparsity(table: Table) -> Figure | None:

@@ -14,10 +14,10 @@ from typing import Any
 import optuna
 import yaml
 
+from analysis.cell_columns import legend
 from analysis.detail_tables import TextTable
 from analysis.experiment import Experiment
 from analysis.table_formats import (
-    LEGEND,
     PAIRING_COLUMNS,
     PAIRING_LEGEND,
     columns,
@@ -80,7 +80,7 @@ def table_html(table: Table) -> str:
             tds.append(f"<td{kind}>{_e(entry_text(entry))}</td>")
         body.append(f"<tr><th>{_e(name)}</th>{''.join(tds)}</tr>")
     return (
-        f"<h3>{_e(table.title)}</h3><p>{_e(LEGEND)}</p><p>{_e(methods_legend(table))}</p>"
+        f"<h3>{_e(table.title)}</h3><p>{_e(legend())}</p><p>{_e(methods_legend(table))}</p>"
         f"<table><tr>{head}</tr>{''.join(body)}</table>"
     )
 

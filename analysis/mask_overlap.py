@@ -18,9 +18,9 @@ from itertools import combinations
 import torch
 
 from analysis.experiment import ReportError, Run
-from analysis.tables import Row, Table
+from analysis.tables import Row, Table, role
 from experiments.records import PACKED
-from experiments.small_dense import LABEL as SMALL_DENSE
+from lightning_modules.pruning.registry import Role
 from lightning_modules.pruning.saved import SavedFileError, read_saved
 
 
@@ -85,7 +85,7 @@ def _pruned_rows(tables: list[Table]) -> Iterator[Row]:
     seen = set()
     for table in tables:
         for row in table.rows:
-            if row.method != SMALL_DENSE and row.label not in seen:
+            if role(row.method) != Role.CONTROL and row.label not in seen:
                 seen.add(row.label)
                 yield row
 

@@ -14,12 +14,13 @@ the same number of seeds.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from experiments.records import read_utterance_records
 
 SAMPLES = 10_000
 """Bootstrap resamples: the p-value resolves down to 1/SAMPLES."""
@@ -46,30 +47,9 @@ class System:
         return sum(self.errors.values()) / max(sum(self.words.values()), 1)
 
 
-def read_records(path: str | Path) -> list[dict]:
-    """The records of one `utterances.jsonl` (evaluate's or a run's), each with an `id` and
-    integer `errors` and `words`, and whatever metadata the corpus gave the utterance."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no per-utterance records")
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            record["id"] = str(record["id"])
-            record["errors"], record["words"] = int(record["errors"]), int(record["words"])
-        except (ValueError, KeyError, TypeError) as error:
-            problem = f"{path}, line {number}: not a per-utterance record ({error})"
-            raise ValueError(problem) from None
-        records.append(record)
-    return records
-
-
 def read_utterances(path: str | Path) -> dict[str, tuple[int, int]]:
-    """Utterance id → (errors, words) of one `utterances.jsonl`."""
-    return {r["id"]: (r["errors"], r["words"]) for r in read_records(path)}
+    """Utterance id → (errors, words) of one per-utterance file (`read_utterance_records`)."""
+    return {record.id: (record.errors, record.words) for record in read_utterance_records(path)}
 
 
 def pooled_system(name: str, paths: Sequence[str | Path]) -> System:

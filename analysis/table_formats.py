@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 
+from analysis.cell_columns import cell_fields, cell_texts, cell_values, legend
 from analysis.tables import (
     Entry,
     Pairing,
@@ -21,52 +21,24 @@ from analysis.tables import (
     methods_legend,
 )
 
-LEGEND = (
-    "Cells: test WER with the configured decoding, mean ± standard deviation over seeds "
-    "(relative change against the dense model); the test WER of each test set where the "
-    "test split holds several (LibriSpeech's test-clean and test-other); greedy test WER "
-    "(the acoustic model alone) "
-    "where the decoding is not greedy; realized sparsity of the prunable tensors and packed "
-    "size, both measured on the saved weights; WER on real human speech where the runs "
-    "scored it (out of domain: the corpus voices are synthetic). Bold: the lowest mean test "
-    "WER of the column."
-)
-CSV_FIELDS = (
-    "experiment",
-    "table",
-    "row",
-    "label",
-    "method",
-    "target_sparsity",
-    "seeds_complete",
-    "seeds",
-    "test_wer_mean",
-    "test_wer_std",
-    "test_wer_greedy_mean",
-    "test_wer_by_part",
-    "relative_wer_change",
-    "real_wer_mean",
-    "realized_sparsity",
-    "model_sparsity",
-    "packed_bytes",
-    "dense_bytes",
-    "decode_speedup",
-    "best",
-    "missing",
-    "paired_system",
-    "paired_with",
-    "paired_seeds",
-    "paired_difference_mean",
-    "bootstrap_difference",
-    "bootstrap_low",
-    "bootstrap_high",
-    "bootstrap_p",
+ROW_FIELDS = (
+    "experiment", "table", "row", "label", "method", "target_sparsity", "seeds_complete",
+    "seeds", "test_wer_mean", "test_wer_std", "relative_wer_change",
+)  # fmt: skip
+PAIRING_FIELDS = (
+    "paired_system", "paired_with", "paired_seeds", "paired_difference_mean",
+    "bootstrap_difference", "bootstrap_low", "bootstrap_high", "bootstrap_p",
     "bootstrap_verdict",
-)
-"""One row per table cell. The `paired_*` and `bootstrap_*` fields hold the cell's paired
-comparison: in the main table the proposed method (paired_system) against this row's method
-(paired_with), in the ablation table this variant against full CSP; the differences are
-paired_system's test WER minus paired_with's."""
+)  # fmt: skip
+
+
+def csv_fields() -> list[str]:
+    """One row per table cell: who and the test WER, each cell column's fields
+    (`analysis.cell_columns`), whether it is the best of its column, why seeds are missing,
+    then its paired comparison: in the main table the proposed method (paired_system) against
+    this row's method (paired_with), in the ablation table this variant against full CSP; the
+    differences are paired_system's test WER minus paired_with's."""
+    return [*ROW_FIELDS, *cell_fields(), "best", "missing", *PAIRING_FIELDS]
 
 
 def columns(table: Table) -> list[str]:
@@ -80,7 +52,7 @@ def entry_text(entry: Entry | None) -> str:
     if entry.wer_mean is None:
         return entry.missing_text()
     parts = [entry.wer_text() + (f" ({entry.relative_text()})" if entry.relative_text() else "")]
-    parts += entry.detail_texts()
+    parts += cell_texts(entry)
     return "; ".join(parts)
 
 
@@ -97,7 +69,7 @@ def to_markdown(table: Table, pairings: list[Pairing]) -> str:
         value = entry_text(entry).replace("|", "\\|")
         return f"**{value}**" if entry is not None and entry.best else value
 
-    lines = [f"## {table.title}", "", LEGEND, "", methods_legend(table), ""]
+    lines = [f"## {table.title}", "", legend(), "", methods_legend(table), ""]
     lines.append("| method | " + " | ".join(columns(table)) + " |")
     lines.append("|---" * (len(table.sparsities) + 2) + "|")
     for name, entries in row_entries(table):
@@ -174,7 +146,7 @@ def _tex_entry(entry: Entry | None) -> str:
     wer = _tex(entry.wer_text()) + (f" ({_tex(entry.relative_text())})" if entry.relative else "")
     if entry.best:
         wer = r"\textbf{" + wer + "}"
-    extra = [_tex(text) for text in entry.detail_texts()]
+    extra = [_tex(text) for text in cell_texts(entry)]
     return r"\makecell[l]{" + r"\\ ".join([wer, *(r"\scriptsize " + e for e in extra)]) + "}"
 
 
@@ -186,7 +158,7 @@ def to_latex(table: Table, pairings: list[Pairing]) -> str:
         r"\caption{"
         + _tex(table.title)
         + ". "
-        + _tex(LEGEND)
+        + _tex(legend())
         + " "
         + _tex(methods_legend(table))
         + "}",
@@ -230,7 +202,6 @@ def csv_rows(table: Table, pairings: list[Pairing]) -> list[dict[str, object]]:
         for sparsity in table.sparsities
     ]
     for name, label, method, sparsity, entry in entries:
-        by_part = entry.wer_by_part()
         rows.append(
             {
                 "experiment": table.experiment,
@@ -243,15 +214,8 @@ def csv_rows(table: Table, pairings: list[Pairing]) -> list[dict[str, object]]:
                 "seeds": len(entry.runs),
                 "test_wer_mean": entry.wer_mean,
                 "test_wer_std": entry.wer_std,
-                "test_wer_greedy_mean": entry.mean_of("test_wer_greedy"),
-                "test_wer_by_part": json.dumps(by_part) if by_part else "",
                 "relative_wer_change": entry.relative,
-                "real_wer_mean": entry.mean_of("real_wer"),
-                "realized_sparsity": entry.mean_of("realized_sparsity"),
-                "model_sparsity": entry.mean_of("model_sparsity"),
-                "packed_bytes": entry.mean_of("packed_bytes"),
-                "dense_bytes": entry.mean_of("dense_bytes"),
-                "decode_speedup": entry.mean_of("decode_speedup"),
+                **cell_values(entry),
                 "best": entry.best,
                 "missing": entry.missing_text(),
                 **_pairing_fields(by_cell.get((sparsity, name))),
@@ -262,7 +226,7 @@ def csv_rows(table: Table, pairings: list[Pairing]) -> list[dict[str, object]]:
 
 def to_csv(tables: list[tuple[Table, list[Pairing]]]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=csv_fields(), lineterminator="\n")
     writer.writeheader()
     for table, pairings in tables:
         for row in csv_rows(table, pairings):

@@ -18,22 +18,19 @@ from analysis.experiment import Experiment, Run
 from analysis.significance import ALPHA, Bootstrap, paired_bootstrap, pooled_system
 from experiments.records import TEST_UTTERANCES
 from experiments.reproduce import TUNED_BY
-from experiments.small_dense import LABEL as SMALL_DENSE
-from experiments.small_dense import TITLE as SMALL_DENSE_TITLE
-from lightning_modules.pruning.methods import METHODS
-from lightning_modules.pruning.registry import Role, ordered, proposed
+from lightning_modules.pruning.registry import Role, ordered, proposed, registered
 
 
 def method_title(method: str) -> str:
-    """A method's display title (its class's; the small-dense control's), or its name if it
-    is not registered here."""
-    if method == SMALL_DENSE:
-        return SMALL_DENSE_TITLE
-    return METHODS[method].title if method in METHODS else method
+    """A method's (or control's) display title, from its class; its name if it is not
+    registered here."""
+    cls = registered(method)
+    return cls.title if cls is not None else method
 
 
 def role(method: str) -> Role | None:
-    return METHODS[method].role if method in METHODS else None
+    cls = registered(method)
+    return cls.role if cls is not None else None
 
 
 def order(method: str) -> int:
@@ -43,12 +40,11 @@ def order(method: str) -> int:
 
 
 def methods_legend(table: Table) -> str:
-    """Each registered method of the table's rows with its source (and, for Lightning's
-    ModelPruning, the defaults it runs with)."""
-    methods = list(dict.fromkeys(row.method for row in table.rows if row.method in METHODS))
-    return (
-        "Methods: " + "; ".join(f"{METHODS[m].title}: {METHODS[m].citation}" for m in methods) + "."
-    )
+    """Each registered method (and control) of the table's rows with its source (and, for
+    Lightning's ModelPruning, the defaults it runs with)."""
+    found = [registered(row.method) for row in table.rows]
+    classes = list(dict.fromkeys(cls for cls in found if cls is not None))
+    return "Methods: " + "; ".join(f"{cls.title}: {cls.citation}" for cls in classes) + "."
 
 
 def variant_name(label: str, method: str, options: dict, base: dict | None = None) -> str:
@@ -59,7 +55,7 @@ def variant_name(label: str, method: str, options: dict, base: dict | None = Non
     if label == method:
         return name
     base = base or {}
-    phrases = getattr(METHODS.get(method), "option_phrases", {})
+    phrases = getattr(registered(method), "option_phrases", {})
     changes = [
         phrases.get((key, value), f"{key} = {value}")
         if not isinstance(value, dict)
@@ -143,35 +139,6 @@ class Entry:
     def relative_text(self) -> str:
         return "" if self.relative is None else f"{self.relative:+.1%}"
 
-    def detail_text(self) -> str:
-        """Realized sparsity, packed size and measured decoding speed-up, from the saved weights
-        (for a dense model, its weight count: the small-dense control's non-zeros)."""
-        realized, packed = self.mean_of("realized_sparsity"), self.mean_of("packed_bytes")
-        dense = self.mean_of("dense_bytes")
-        if self.runs and self.runs[0].method == SMALL_DENSE:
-            params = self.mean_of("params")
-            return f"dense, {params / 1000:.1f} k weights" if params else ""
-        if realized is None or packed is None or not dense:
-            return ""
-        speedup = self.mean_of("decode_speedup")
-        faster = "" if speedup is None else f", decoding {speedup:.2f}× dense"
-        return (
-            f"sparsity {realized:.3f}, {packed / 1000:.1f} kB ({packed / dense:.0%} of dense)"
-            f"{faster}"
-        )
-
-    def greedy_text(self) -> str:
-        """Greedy test WER (the acoustic model alone) when the runs decoded otherwise."""
-        greedy = self.mean_of("test_wer_greedy")
-        if greedy is None or greedy == self.wer_mean:
-            return ""
-        return f"greedy {greedy:.3f}"
-
-    def real_text(self) -> str:
-        """WER on real speech (the run's `real_test`), when the runs scored it."""
-        real = self.mean_of("real_wer")
-        return "" if real is None else f"real speech {real:.3f}"
-
     def wer_by_part(self) -> dict[str, float]:
         """Mean test WER of each part of the test split (LibriSpeech's test-clean and
         test-other) over the seeds that recorded it; empty for a test split of one part."""
@@ -180,21 +147,6 @@ class Entry:
             for part, wer in by_part.items():
                 found.setdefault(part, []).append(wer)
         return {part: statistics.mean(wers) for part, wers in sorted(found.items())}
-
-    def parts_text(self) -> str:
-        """`test-clean 0.210, test-other 0.452`: each test set of the split, when several."""
-        return ", ".join(f"{part} {wer:.3f}" for part, wer in self.wer_by_part().items())
-
-    def detail_texts(self) -> list[str]:
-        """What a cell shows under its WER, in order; the empty ones left out."""
-        details = (
-            self.parts_text(),
-            self.greedy_text(),
-            self.detail_text(),
-            self.real_text(),
-            self.seeds_text(),
-        )
-        return [text for text in details if text]
 
     def seeds_text(self) -> str:
         """`2/3 seeds` when some seeds are missing, else empty."""
@@ -349,9 +301,14 @@ def _bootstrap_sentence(pairing: Pairing) -> str:
     )
 
 
+PAIRED_ROLES = (Role.BASELINE, Role.FLOOR, Role.PEER)
+"""The roles the proposed method is paired with: the pruning methods it competes with (a
+control is a row of the table, not a competitor)."""
+
+
 def paired_comparison(table: Table) -> list[Pairing]:
     """Per sparsity: the proposed method's seeds paired with those of every compared method
-    (baseline, floor or peer) that has a result, the one with the lowest mean WER first
+    (`PAIRED_ROLES`) that has a result, the one with the lowest mean WER first
     (`best`)."""
     proposed = next(
         (
@@ -362,9 +319,7 @@ def paired_comparison(table: Table) -> list[Pairing]:
         None,
     )
     compared = [
-        row
-        for row in table.rows
-        if row.label == row.method and role(row.method) not in (None, Role.PROPOSED)
+        row for row in table.rows if row.label == row.method and role(row.method) in PAIRED_ROLES
     ]
     if proposed is None or not compared:
         return []

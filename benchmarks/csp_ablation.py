@@ -109,13 +109,13 @@ def main() -> None:
             "goal": GOAL,
             "goal_met": {
                 "wall_s": wall_s <= GOAL["wall_s_max"],
-                "dense_test_wer_greedy": (summary["dense"]["test_wer_greedy"] or 1.0)
+                "dense_test_wer_greedy": (summary.dense.test_wer_greedy or 1.0)
                 <= GOAL["dense_test_wer_greedy_max"],
             },
-            "dense_test_wer": summary["dense"]["test_wer"],
-            "dense_test_wer_greedy": summary["dense"]["test_wer_greedy"],
-            "dense_dev_wer": summary["dense"]["dev_wer"],
-            "dense_real_wer": summary["dense"].get("real_wer"),
+            "dense_test_wer": summary.dense.test_wer,
+            "dense_test_wer_greedy": summary.dense.test_wer_greedy,
+            "dense_dev_wer": summary.dense.dev_wer,
+            "dense_real_wer": summary.dense.real_wer,
             "variants": variants,
             "comparisons": comparisons,
             "cpu_count": os.cpu_count(),

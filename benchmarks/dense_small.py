@@ -38,11 +38,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from analysis.breakdown import wer_by  # noqa: E402
-from analysis.significance import read_records  # noqa: E402
 from experiments.config import DecodingSection, load_config  # noqa: E402
 from experiments.evaluate import evaluate  # noqa: E402
 from experiments.metrics import read_metrics  # noqa: E402
-from experiments.records import METRICS, TEST_UTTERANCES, RunResult, write_json  # noqa: E402
+from experiments.records import (  # noqa: E402
+    METRICS,
+    TEST_UTTERANCES,
+    RunResult,
+    read_utterance_records,
+    write_json,
+)
 from experiments.train import REAL_TEST, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -110,7 +115,7 @@ def main() -> None:
         for split in ("dev", "test")
         for search in ("configured", "greedy")
     }
-    test_records = read_records(folder / "run" / TEST_UTTERANCES)
+    test_records = read_utterance_records(folder / "run" / TEST_UTTERANCES)
     record = {
         "render_wall_s": render_wall_s,
         "train_wall_s": result.train_wall_s,

@@ -53,7 +53,7 @@ from analysis.significance import ALPHA, paired_bootstrap, pooled_system
 from analysis.table_formats import to_markdown
 from analysis.tables import Table, bootstrap_text, main_table, paired_comparison
 from experiments.files import read_yaml
-from experiments.records import TEST_UTTERANCES, write_json
+from experiments.records import TEST_UTTERANCES, GridCell, write_json
 from experiments.reproduce import grid_path, load_grid, run_grid, start_grid
 from lightning_modules.data.synth.render import render_corpus
 from sweeps.grid_study import run_grid_study
@@ -169,7 +169,7 @@ def csp_verdicts(table: Table) -> list[dict[str, Any]]:
     return verdicts
 
 
-def cell_record(cell: dict[str, Any]) -> dict[str, Any]:
+def cell_record(cell: GridCell) -> dict[str, Any]:
     keys = (
         "test_wer",
         "test_wer_greedy",
@@ -178,15 +178,15 @@ def cell_record(cell: dict[str, Any]) -> dict[str, Any]:
         "packed_bytes",
         "dense_bytes",
         "train_wall_s",
-        "settled",
     )
     return {
-        "label": cell["label"],
-        "method": cell["method"],
-        "target_sparsity": cell["target_sparsity"],
-        "seed": cell["seed"],
-        "status": cell["status"],
-        **{key: cell.get(key) for key in keys},
+        "label": cell.label,
+        "method": cell.method,
+        "target_sparsity": cell.target_sparsity,
+        "seed": cell.seed,
+        "status": cell.status,
+        **{key: getattr(cell.result, key, None) for key in keys},
+        "settled": cell.settled,
     }
 
 
@@ -213,7 +213,7 @@ def worker_scaling(path: Path, root: Path, corpus: dict[str, Any], cells: int) -
         started = time.perf_counter()
         summary = run_grid_study(grid, workers, str(runs_dir / "grid.journal"), corpus)
         wall = time.perf_counter() - started
-        count = sum(cell["status"] == "complete" for cell in summary["cells"])
+        count = sum(cell.status == "complete" for cell in summary.cells)
         measured[f"workers_{workers}"] = 3600 * count / wall
         measured[f"workers_{workers}_detail"] = {"cells": count, "wall_s": wall}
     measured["ratio"] = measured["workers_2"] / measured["workers_1"]
@@ -406,7 +406,7 @@ def main() -> None:
     random_check = random_below_best(table)
     pairs = {str(s): all_pairs(table, s) for s in (0.8, 0.9) if s in table.sparsities}
     separated = {s: any(p["separated"] for p in found) for s, found in pairs.items()}
-    dense = summary["dense"]
+    dense = summary.dense
     record = {
         "grid": args.grid,
         "commit": commit,
@@ -417,14 +417,14 @@ def main() -> None:
         "wall_s": wall_s,
         "phases": phases,  # seconds of rendering, dense training and cells, where split
         "settings": grid.spec.methods,  # each method's entry: tuned values and their trial
-        "dense_test_wer": dense["test_wer"],
-        "dense_test_wer_greedy": dense["test_wer_greedy"],
-        "dense_dev_wer": dense["dev_wer"],
-        "dense_real_wer": dense.get("real_wer"),
-        "dense_train_wall_s": dense["train_wall_s"],
-        "dense_steps": dense["steps"],
-        "decoding": dense["decoding"],
-        "cells": [cell_record(cell) for cell in summary["cells"]],
+        "dense_test_wer": dense.test_wer,
+        "dense_test_wer_greedy": dense.test_wer_greedy,
+        "dense_dev_wer": dense.dev_wer,
+        "dense_real_wer": dense.real_wer,
+        "dense_train_wall_s": dense.train_wall_s,
+        "dense_steps": dense.steps,
+        "decoding": dense.decoding,
+        "cells": [cell_record(cell) for cell in summary.cells],
         "signal": {
             "random_below_best": random_check["holds"],
             "separated_pair": bool(separated) and all(separated.values()),
@@ -437,8 +437,8 @@ def main() -> None:
         "goal": GOAL,
         "goal_met": {
             "wall_s": wall_s <= GOAL["wall_s_max"],
-            "dense_test_wer_greedy": dense["test_wer_greedy"] is not None
-            and dense["test_wer_greedy"] <= GOAL["dense_test_wer_greedy_max"],
+            "dense_test_wer_greedy": dense.test_wer_greedy is not None
+            and dense.test_wer_greedy <= GOAL["dense_test_wer_greedy_max"],
         },
         "alpha": ALPHA,
     }

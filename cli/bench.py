@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from cli.corpus_option import corpus_option
 from lightning_modules.data.manifest import SPLITS
 
 FORMATS = ("csr", "bsr")
@@ -31,12 +32,7 @@ def _batch_sizes(context: click.Context, parameter: click.Parameter, value: str)
 
 @click.command("bench", short_help="Decoding latency of the sparse runtime against dense.")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option(
-    "--corpus",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="any path a corpus kind recognizes; its first utterances (by id) are decoded",
-)
+@corpus_option("the corpus whose first utterances (by id) are decoded", required=True)
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option(
     "--batch", "batches", default="1,16", show_default=True, callback=_batch_sizes,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from cli.corpus_option import corpus_option
 from lightning_modules.data.manifest import SPLITS
 
 BEAM_OPTION = click.option(
@@ -29,14 +30,7 @@ BEAM_OPTION = click.option(
 
 @click.command("evaluate", short_help="WER and CER of a checkpoint or packed file on a corpus.")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option(
-    "--corpus",
-    "corpus",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="any path a corpus kind recognizes: a manifest (.jsonl), a folder holding "
-    "manifest.jsonl, a LibriSpeech root, Kaldi or lhotse folders",
-)
+@corpus_option("the corpus to score", required=True)
 @click.option(
     "--split",
     default="test",

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import click
 
+from cli.corpus_option import corpus_option
+
 
 @click.command(short_help="The paper comparison: dense model, then every method × sparsity × seed.")
 @click.option(
@@ -27,13 +29,7 @@ import click
     "on a 2-core CPU), paper (0.5/0.7/0.8/0.9 with 3 seeds, sized for one GPU), ablation "
     "(CSP's parts); or the path of a grid file of your own (see experiments/grids/)",
 )
-@click.option(
-    "--corpus",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="your corpus instead of the rendered one: any path a corpus kind recognizes "
-    "(a manifest.jsonl, a folder holding one, a LibriSpeech root)",
-)
+@corpus_option("your corpus instead of the rendered one")
 @click.option(
     "--runs-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -100,9 +96,9 @@ def reproduce(
             click.echo(f"  {folder}")
     click.echo(f"report: {write_report([chosen.root], chosen.root / 'report')}")
     incomplete = [
-        f"{Path(cell['run_dir']).name} ({cell['status']})"
-        for cell in summary["cells"]
-        if cell["status"] != "complete"
+        f"{Path(cell.run_dir).name} ({cell.status})"
+        for cell in summary.cells
+        if cell.status != "complete"
     ]
     if incomplete:
         click.echo(

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 
+from cli.corpus_option import corpus_option
+
 STORAGE_OPTION = click.option(
     "--storage",
     default=None,
@@ -44,13 +46,7 @@ def sweep() -> None:
 @sweep.command("create")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
 @STORAGE_OPTION
-@click.option(
-    "--corpus",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="your corpus instead of the grid's: a manifest.jsonl, a folder with one, or a "
-    "LibriSpeech root",
-)
+@corpus_option("your corpus instead of the grid's")
 @RUNS_DIR_OPTION
 def sweep_create(spec_path: Path, storage: str | None, corpus: Path | None, runs_dir: Path) -> None:
     """Create the study of SPEC (once; again with the same spec does nothing).

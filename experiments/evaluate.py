@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from experiments.config import DataSection, DecodingSection
 from experiments.files import ConfigError
+from experiments.records import UtteranceRecord, write_utterance_records
 from lightning_modules.asr.decoding import ShallowFusion
 from lightning_modules.asr.features import SAMPLE_RATE
 from lightning_modules.asr.language_model import CharNGramLM, Lexicon
@@ -44,13 +45,7 @@ from lightning_modules.asr.loading import load_recognizer
 from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.data.batching import DurationBatchSampler
 from lightning_modules.data.datamodule import SpeechDataset, collate
-from lightning_modules.data.manifest import (
-    SPLITS,
-    CorpusError,
-    Utterance,
-    write_json_atomic,
-    write_jsonl_atomic,
-)
+from lightning_modules.data.manifest import SPLITS, CorpusError, Utterance, write_json_atomic
 from lightning_modules.data.readers import CorpusSection, corpus_from_path, corpus_section
 from lightning_modules.data.text import normalize_transcript
 from lightning_modules.data.tokenizer import Tokenizer
@@ -118,15 +113,15 @@ def read_split(section: CorpusSection, split: str) -> list[Utterance]:
     return validate_corpus(chosen, required_splits=[chosen[0].split])
 
 
-def wer_by_part(records: Sequence[dict[str, Any]]) -> dict[str, float] | None:
+def wer_by_part(records: Sequence[UtteranceRecord]) -> dict[str, float] | None:
     """Word-weighted WER of each corpus part (`part` of the utterance records: LibriSpeech's
     test-clean, test-other) when the records span more than one, else None."""
     counts: dict[str, list[int]] = {}
     for record in records:
-        if "part" in record:
-            errors_words = counts.setdefault(record["part"], [0, 0])
-            errors_words[0] += record["errors"]
-            errors_words[1] += record["words"]
+        if "part" in record.meta:
+            errors_words = counts.setdefault(record.meta["part"], [0, 0])
+            errors_words[0] += record.errors
+            errors_words[1] += record.words
     if len(counts) < 2:
         return None
     return {part: errors / max(words, 1) for part, (errors, words) in sorted(counts.items())}
@@ -156,17 +151,19 @@ def score(reference: str, hypothesis: str) -> dict[str, int]:
 
 def utterance_records(
     utterances: Sequence[Utterance], hypotheses: dict[str, str]
-) -> list[dict[str, Any]]:
+) -> list[UtteranceRecord]:
     """One record per utterance, sorted by id: its metadata, reference, hypothesis and
     `score`; the lines of `utterances.jsonl`, which paired tests match by id."""
     return [
-        {
-            **utterance.meta,
-            "id": utterance.id,
-            "reference": utterance.text,
-            "hypothesis": hypotheses[utterance.id],
-            **score(utterance.text, hypotheses[utterance.id]),
-        }
+        UtteranceRecord.model_validate(
+            {
+                **utterance.meta,
+                "id": utterance.id,
+                "reference": utterance.text,
+                "hypothesis": hypotheses[utterance.id],
+                **score(utterance.text, hypotheses[utterance.id]),
+            }
+        )
         for utterance in sorted(utterances, key=lambda u: u.id)
     ]
 
@@ -287,7 +284,8 @@ def evaluate(
 
     records = utterance_records(utterances, hypotheses)
     totals = {
-        key: sum(r[key] for r in records) for key in ("errors", "words", "char_errors", "chars")
+        key: sum(getattr(r, key) for r in records)
+        for key in ("errors", "words", "char_errors", "chars")
     }
     summary = {
         "model": str(model_path),
@@ -306,7 +304,7 @@ def evaluate(
     }
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        write_jsonl_atomic(out / UTTERANCES, records)
+        write_utterance_records(out / UTTERANCES, records)
         write_json_atomic(out / SUMMARY, summary)  # last: its presence means a complete run
     return summary
 

@@ -2,14 +2,15 @@
 
 Every run (a dense model, a grid cell, a sweep trial) is a folder:
 
-    config.yaml     the resolved config            metrics.jsonl   the metrics stream
-    result.json     `RunResult`, once it ended     failed.json     why it raised, if it did
-    checkpoints/    last.ckpt (and best-*.ckpt)    model.packed    the packed final weights
+    config.yaml      the resolved config           metrics.jsonl    the metrics stream
+    result.json      `RunResult`, once it ended    failed.json      why it raised, if it did
+    checkpoints/     last.ckpt (and best-*.ckpt)   model.packed     the packed final weights
+    provenance.json  commit, packages, command     test_utterances.jsonl   `UtteranceRecord`s
 
 A grid (`csp reproduce`) is a folder `runs/GRID` with `grid.yaml` (what it holds), `results.json`
-(what it got), `dense/` (or the dense folder of the grid it shares it with) and one folder per
-cell, `LABEL-sSPARSITY-seedSEED`. A *cell* is always one run; the table aggregates cells over
-seeds.
+(what it got, `GridResults`), `dense/` (or the dense folder of the grid it shares it with) and
+one folder per cell, `LABEL-sSPARSITY-seedSEED`. A *cell* is always one run; the table
+aggregates cells over seeds.
 
 A run's state (`run_state`) is one of:
 
@@ -24,15 +25,29 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from experiments.files import ConfigError, read_yaml
 from experiments.metrics import read_metrics
-from lightning_modules.data.manifest import write_json_atomic
+from lightning_modules.data.manifest import (
+    read_json_lines,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from lightning_modules.errors import field_problems
 
 RunStatus = Literal["complete", "diverged", "failed", "unfinished", "not run"]
@@ -46,8 +61,10 @@ FAILED = "failed.json"
 CHECKPOINTS = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 PACKED = "model.packed"
+PROVENANCE = "provenance.json"
+"""What a run was made with (`experiments.provenance.provenance`)."""
 TEST_UTTERANCES = "test_utterances.jsonl"
-"""Per-utterance test errors of a run (`experiments.evaluate.utterance_records`)."""
+"""Per-utterance test errors of a run (`UtteranceRecord`, one a line)."""
 GRID_RECORD = "grid.yaml"
 GRID_RESULTS = "results.json"
 DENSE = "dense"
@@ -118,6 +135,103 @@ class RunState:
         return f"{self.status}: {self.reason}" if self.reason else self.status
 
 
+class GridDense(RunResult):
+    """results.json's `dense`: the grid's dense result and the folder it ran in."""
+
+    run_dir: str
+
+
+SHARED_WITH_RESULT = ("status", "reason", "seed", "method", "target_sparsity")
+"""A cell's fields that its result holds too: in results.json, the cell's value stands."""
+
+
+class GridCell(BaseModel):
+    """One cell of results.json: its folder, what the grid asked of it, its state and, once it
+    ended, its result. The file holds a cell flat, the result's fields beside the cell's,
+    and the cell's value stands where both hold one (`SHARED_WITH_RESULT`): the small-dense
+    control's result names no method or target, the grid does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_dir: str
+    label: str
+    method: str
+    target_sparsity: float
+    seed: int
+    status: RunStatus | None = Field(
+        None, description="None: written before cells recorded their state (all had ended)"
+    )
+    reason: str | None = None
+    settled: dict[str, Any] | None = Field(
+        None,
+        description="whether fine-tuning settled (`experiments.reproduce.fine_tuning_settling`)",
+    )
+    result: RunResult | None = Field(
+        None, description="read back from results.json, its shared fields are the cell's"
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _from_flat(cls, data: Any, handler: ModelWrapValidatorHandler[GridCell]) -> GridCell:
+        """A cell as results.json holds it: the fields it does not declare are its result's."""
+        if not isinstance(data, dict) or "result" in data:  # built with its result, not read
+            return handler(data)
+        facts = {key: value for key, value in data.items() if key in cls.model_fields}
+        rest = {key: value for key, value in data.items() if key not in cls.model_fields}
+        status = facts.get("status")
+        if status is not None and status not in ENDED:
+            return handler(data)  # no result: a field the cell does not declare is unknown
+        if "label" not in facts and "method" in facts:
+            facts["label"] = facts["method"]  # written before labels: the method names the row
+        cell = handler(facts)
+        if status is not None or rest:
+            shared = {key: getattr(cell, key) for key in SHARED_WITH_RESULT}
+            given = {key: value for key, value in shared.items() if value is not None}
+            cell.result = RunResult.model_validate({**rest, **given})
+        return cell
+
+    @model_serializer(mode="wrap")
+    def _to_flat(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The cell's fields over its result's, in one mapping (see the class docstring)."""
+        data = handler(self)
+        result = data.pop("result") or {}
+        return {"run_dir": data.pop("run_dir"), **result, **data}
+
+
+class GridResults(BaseModel):
+    """results.json: the grid's dense result and the state of every cell, read from the run
+    folders (`experiments.reproduce.summarize_grid`); a report falls back on it where a grid
+    has no grid.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grid: str
+    dense: GridDense
+    cells: list[GridCell]
+
+
+class UtteranceRecord(BaseModel):
+    """One line of test_utterances.jsonl (and of `csp evaluate`'s utterances.jsonl): an
+    utterance's reference, hypothesis and error counts, which paired tests match by id. Its
+    corpus metadata (engine, voice, augmentation, part, ...) is whatever fields the corpus
+    gave the utterance, so they ride along as further fields (`meta`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    reference: str
+    hypothesis: str
+    errors: int
+    words: int
+    char_errors: int
+    chars: int
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The utterance's corpus metadata: the record's other fields."""
+        return self.model_extra or {}
+
+
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
     """A run record, written atomically (a reader never sees half of result.json)."""
     write_json_atomic(path, data)
@@ -128,6 +242,18 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise RecordError(f"{path}: not valid JSON ({error})") from None
+
+
+Record = TypeVar("Record", bound=BaseModel)
+
+
+def _validated(model: type[Record], data: Any, where: str, what: str) -> Record:
+    """`data` as `model`, or a RecordError naming `where` and every invalid field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        fields = "; ".join(field_problems(error, with_input=False))
+        raise RecordError(f"{where}: not {what} ({fields})") from None
 
 
 def divergence(metrics: list[dict[str, float]]) -> str | None:
@@ -161,11 +287,37 @@ def read_result(run_dir: Path) -> RunResult | None:
     path = run_dir / RESULT
     if not path.is_file():
         return None
-    try:
-        return RunResult.model_validate(read_json(path))
-    except ValidationError as error:
-        fields = "; ".join(field_problems(error, with_input=False))
-        raise RecordError(f"{path}: not a run result ({fields})") from None
+    return _validated(RunResult, read_json(path), str(path), "a run result")
+
+
+def write_grid_results(root: Path, results: GridResults) -> None:
+    """The grid's results.json."""
+    write_json(root / GRID_RESULTS, results.model_dump())
+
+
+def read_grid_results(root: Path) -> GridResults | None:
+    """The grid's results.json, or None if the grid has not written one."""
+    path = root / GRID_RESULTS
+    if not path.is_file():
+        return None
+    return _validated(GridResults, read_json(path), str(path), "grid results")
+
+
+def write_utterance_records(path: Path, records: Iterable[UtteranceRecord]) -> None:
+    """Per-utterance records, one JSON line each, written atomically."""
+    write_jsonl_atomic(path, (record.model_dump() for record in records))
+
+
+def read_utterance_records(path: str | Path) -> list[UtteranceRecord]:
+    """The records of one per-utterance file (a run's test_utterances.jsonl, or the
+    utterances.jsonl of `csp evaluate`); an invalid line is named (`PATH:LINE`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no per-utterance records")
+    return [
+        _validated(UtteranceRecord, data, where, "a per-utterance record")
+        for where, data in read_json_lines(path, RecordError)
+    ]
 
 
 def run_state(run_dir: Path, metrics: list[dict[str, float]] | None = None) -> RunState:

@@ -47,8 +47,10 @@ from experiments.files import read_yaml
 from experiments.metrics import read_metrics
 from experiments.records import (
     GRID_RECORD,
-    GRID_RESULTS,
     METRICS,
+    GridCell,
+    GridDense,
+    GridResults,
     RunResult,
     RunState,
     cell_dir_name,
@@ -57,11 +59,11 @@ from experiments.records import (
     read_result,
     record_failure,
     run_state,
-    write_json,
+    write_grid_results,
 )
-from experiments.small_dense import LABEL as SMALL_DENSE
-from experiments.small_dense import WIDTHS, matched_small_dense, vocab_size
+from experiments.small_dense import SmallDense
 from experiments.train import check_run_dir, load_corpus, train
+from lightning_modules.pruning.registry import METHODS, ordered
 
 METHOD_SECTIONS = ("schedule", "optim")
 """Sections a grid's method entry may change for itself (its tuned window, learning rate)."""
@@ -87,11 +89,13 @@ class GridSpec(StrictModel):
     )
     schedule: ScheduleSection
     methods: dict[str, dict[str, Any]] = Field(
-        description="label → options: a method name, or a labelled variant naming its method "
+        default_factory=lambda: {cls.name: {} for cls in ordered() if cls.name in METHODS},
+        description="label → options (default: every registered method with its defaults, in "
+        "the table's order): a method name, or a labelled variant naming its method "
         "(`csp-identity: {method: csp, sensing: identity}`); `schedule` and `optim` in an "
         "entry change the grid's for that method alone (a tuned window or learning rate: the "
         "steps stay the grid's, so every method keeps the same budget); `tuned_by` names where "
-        "the entry's values come from (a study's trial) and changes nothing"
+        "the entry's values come from (a study's trial) and changes nothing",
     )
     sparsities: list[float]
     seeds: list[int] = Field(default_factory=lambda: [0])
@@ -106,8 +110,8 @@ class GridSpec(StrictModel):
     def _has_cells(self) -> GridSpec:
         if not (self.methods and self.sparsities and self.seeds):
             raise ValueError("the grid has no cells: methods, sparsities and seeds must be set")
-        if self.small_dense and SMALL_DENSE in self.methods:
-            raise ValueError(f"methods: {SMALL_DENSE!r} is the small-dense control's label")
+        if self.small_dense and SmallDense.name in self.methods:
+            raise ValueError(f"methods: {SmallDense.name!r} is the small-dense control's label")
         for label, options in self.methods.items():
             if not re.fullmatch(r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*", label):
                 raise ValueError(f"methods: label {label!r} must be letters, digits, _ . and -")
@@ -166,8 +170,8 @@ class Grid:
         if spec.small_dense:
             for sparsity in spec.sparsities:
                 for seed in spec.seeds:
-                    directory = self.root / cell_dir_name(SMALL_DENSE, sparsity, seed)
-                    self.facts[directory] = (SMALL_DENSE, SMALL_DENSE, sparsity)
+                    directory = self.root / cell_dir_name(SmallDense.name, sparsity, seed)
+                    self.facts[directory] = (SmallDense.name, SmallDense.name, sparsity)
                     self.controls.add(directory)
                     self.cells.append((directory, self.small_dense_raw(sparsity, seed)))
         for directory, raw in self.cells:  # every cell is checked before any work
@@ -195,21 +199,16 @@ class Grid:
         return raw
 
     def small_dense_raw(self, sparsity: float, seed: int) -> dict[str, Any]:
-        """The control at `sparsity`: the dense config with its widths matched to the pruned
-        model's non-zeros, trained from scratch for the dense plus the pruning steps."""
+        """The control at `sparsity` (`SmallDense.changes`), trained from scratch."""
         pruning_steps = self.validate(_merge(self.dense_raw, self.spec.prune), "prune").trainer
-        model = self.dense.model.resolve()
-        matched, _ = matched_small_dense(model, vocab_size(self.dense.tokenizer), sparsity)
-        widths = {name: getattr(matched, name) for name in WIDTHS}
-        steps = self.dense.trainer.max_steps + pruning_steps.max_steps
-        raw = _merge(
-            self.dense_raw, {"model": {"overrides": widths}, "trainer": {"max_steps": steps}}
-        )
-        raw.update(name=f"{self.spec.name}.{cell_dir_name(SMALL_DENSE, sparsity, seed)}", seed=seed)
+        changes = SmallDense.changes(self.dense, pruning_steps.max_steps, sparsity)
+        raw = _merge(self.dense_raw, changes)
+        label = cell_dir_name(SmallDense.name, sparsity, seed)
+        raw.update(name=f"{self.spec.name}.{label}", seed=seed)
         raw["tracking"] = {
             **raw.get("tracking", {}),
             "group": self.spec.name,
-            "job_type": SMALL_DENSE,
+            "job_type": SmallDense.name,
         }
         return raw
 
@@ -334,7 +333,7 @@ def start_grid(grid: Grid, log: Callable[[str], None] = print) -> RunResult:
     return train_dense(grid, log)
 
 
-def run_grid(grid: Grid, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_grid(grid: Grid, log: Callable[[str], None] = print) -> GridResults:
     """Train what has not ended yet, one cell after another; return the summary
     (`summarize_grid`). A cell that raises or diverges is recorded with its state and
     reason; the other cells still run."""
@@ -362,7 +361,7 @@ def run_grid(grid: Grid, log: Callable[[str], None] = print) -> dict[str, Any]:
     return summarize_grid(grid, dense)
 
 
-def summarize_grid(grid: Grid, dense: RunResult) -> dict[str, Any]:
+def summarize_grid(grid: Grid, dense: RunResult) -> GridResults:
     """The dense result and every cell's state, read from the run folders, written to the
     grid's results.json."""
     cells = []
@@ -370,30 +369,30 @@ def summarize_grid(grid: Grid, dense: RunResult) -> dict[str, Any]:
         state = run_state(directory)
         label, method, sparsity = grid.facts[directory]
         cells.append(
-            {
-                "run_dir": str(directory),
-                **(state.result.model_dump() if state.result is not None else {}),
-                "label": label,  # the control's result names no method or target: the grid does
-                "method": method,
-                "target_sparsity": sparsity,
-                "seed": config.seed,
-                "status": state.status,
-                "reason": state.reason,
-                "settled": fine_tuning_settling(directory, config),
-            }
+            GridCell(
+                run_dir=str(directory),
+                label=label,  # the control's result names no method or target: the grid does
+                method=method,
+                target_sparsity=sparsity,
+                seed=config.seed,
+                status=state.status,
+                reason=state.reason,
+                settled=fine_tuning_settling(directory, config),
+                result=state.result,
+            )
         )
-    summary = {
-        "grid": grid.spec.name,
-        "dense": {"run_dir": str(grid.dense_dir), **dense.model_dump()},
-        "cells": cells,
-    }
-    write_json(grid.root / GRID_RESULTS, summary)
+    summary = GridResults(
+        grid=grid.spec.name,
+        dense=GridDense(run_dir=str(grid.dense_dir), **dense.model_dump()),
+        cells=cells,
+    )
+    write_grid_results(grid.root, summary)
     return summary
 
 
-def wandb_run_dirs(summary: dict[str, Any]) -> list[Path]:
+def wandb_run_dirs(summary: GridResults) -> list[Path]:
     """The W&B run folders (offline or online) of the dense run and every cell."""
-    runs = [summary["dense"]["run_dir"], *(cell["run_dir"] for cell in summary["cells"])]
+    runs = [summary.dense.run_dir, *(cell.run_dir for cell in summary.cells)]
     return [
         folder
         for run in runs

@@ -10,20 +10,19 @@ N − ⌊s·N⌋ of each prunable tensor (the engine's count).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from experiments.config import TokenizerSection
+from experiments.config import ExperimentConfig, TokenizerSection
 from lightning_modules.asr.module import build_ctc_head
 from lightning_modules.asr.presets import RNNTConfig
 from lightning_modules.asr.rnnt import build_rnnt
 from lightning_modules.data.tokenizer import CharTokenizer
+from lightning_modules.pruning.registry import Role, register
 from lightning_modules.pruning.schedules import kept_count
 from lightning_modules.pruning.targets import discover_tensors
-
-LABEL = "small_dense"
-"""The label of the control's cells in a grid, its folders and its table row."""
-TITLE = "Small dense (Zhu & Gupta)"
 
 WIDTHS = ("encoder_hidden", "predictor_embed", "predictor_hidden", "joiner_dim", "conformer_ffn")
 """The fields scaled together (each at least 8)."""
@@ -85,3 +84,31 @@ def matched_small_dense(
     candidates = [scaled(config, low), scaled(config, high)]
     best = min(candidates, key=lambda c: abs(parameter_count(c, vocab_size) - target))
     return best, target
+
+
+@register
+class SmallDense:
+    """The control as a registered role: a grid with `small_dense: true` holds one such cell
+    per target sparsity and seed (`changes`); tables, legends and figures show it like a
+    method, from these facts."""
+
+    name = "small_dense"  # the label of its cells, their folders and its table row
+    title = "Small dense (Zhu & Gupta)"
+    role = Role.CONTROL
+    citation = (
+        'Zhu & Gupta, "To prune, or not to prune: exploring the efficacy of pruning for model '
+        "compression\", arXiv 1710.01878 (2017): a dense model as large as the pruned one's "
+        "non-zeros, trained from scratch for the dense plus the pruning steps"
+    )
+    color = "#7f7f7f"
+
+    @staticmethod
+    def changes(dense: ExperimentConfig, pruning_steps: int, sparsity: float) -> dict[str, Any]:
+        """What the control changes in the dense config at `sparsity`: every width matched to
+        the pruned model's non-zeros, and the dense plus the pruning steps."""
+        model = dense.model.resolve()
+        matched, _ = matched_small_dense(model, vocab_size(dense.tokenizer), sparsity)
+        return {
+            "model": {"overrides": {name: getattr(matched, name) for name in WIDTHS}},
+            "trainer": {"max_steps": dense.trainer.max_steps + pruning_steps},
+        }

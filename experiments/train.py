@@ -53,16 +53,18 @@ from experiments.records import (
     LAST_CHECKPOINT,
     METRICS,
     PACKED,
+    PROVENANCE,
     TEST_UTTERANCES,
     RunResult,
     write_json,
     write_result,
+    write_utterance_records,
 )
 from experiments.tracking import finish_tracking, wandb_logger
 from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.asr.rnnt import bf16_lstm_runs_on_this_cpu
 from lightning_modules.data.datamodule import SpeechDataModule
-from lightning_modules.data.manifest import Utterance, write_jsonl_atomic
+from lightning_modules.data.manifest import Utterance
 from lightning_modules.data.real import build_real_corpus
 from lightning_modules.data.tokenizer import CharTokenizer, TokenizerSpec, WordPieceTokenizer
 from lightning_modules.data.validation import validate_corpus
@@ -285,7 +287,7 @@ def train(
     if owner:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG).write_text(dump_config(config), encoding="utf-8")
-        write_json(run_dir / "provenance.json", provenance())
+        write_json(run_dir / PROVENANCE, provenance())
 
     pl.seed_everything(config.seed, workers=True)
     resume_step = None
@@ -364,7 +366,7 @@ def fit_and_evaluate(
         hypotheses = gathered(module.test_hypotheses)
         if trainer.is_global_zero:
             records = utterance_records(data.splits["test"], hypotheses)
-            write_jsonl_atomic(run_dir / TEST_UTTERANCES, records)
+            write_utterance_records(run_dir / TEST_UTTERANCES, records)
             test["test_wer_by_part"] = wer_by_part(records)
     real = {}
     if score_test and config.real_test is not None and trainer.is_global_zero:

@@ -32,7 +32,7 @@ import optuna
 from optuna.trial import TrialState
 
 from experiments.config import ConfigError
-from experiments.records import read_result
+from experiments.records import GridResults, read_result
 from experiments.reproduce import Grid, GridSpec, run_cell, start_grid, summarize_grid
 from sweeps.storage import is_database, open_storage, shown
 from sweeps.worker import (
@@ -243,7 +243,7 @@ def run_grid_study(
     storage_url: str,
     corpus: dict[str, Any] | None,
     log: Callable[[str], None] = print,
-) -> dict[str, Any]:
+) -> GridResults:
     """`csp reproduce --workers K --storage URL`: the dense model (trained here if missing),
     the study (created if missing, unfinished cells enqueued), K local workers until no cell
     is waiting or running, then the grid's summary read from the run folders."""

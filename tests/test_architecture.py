@@ -138,7 +138,9 @@ def test_the_readme_method_table_is_the_registry() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     rows = markdown_table(readme, "## Pruning methods")
     expected = [
-        [f"`{cls.name}`", f"`{cls.__name__}`", cls.title, str(cls.role)] for cls in ordered()
+        [f"`{cls.name}`", f"`{cls.__name__}`", cls.title, str(cls.role)]
+        for cls in ordered()
+        if cls.name in METHODS  # the controls are not pruning methods
     ]
     assert [row[:4] for row in rows] == expected
     assert {re.sub(r"`", "", row[0]) for row in rows} == set(METHODS)

@@ -29,6 +29,7 @@ from lightning_modules.pruning.base import SparsePruning
 from lightning_modules.pruning.masks import magnitude_mask, select_top_k
 from lightning_modules.pruning.methods import METHODS
 from lightning_modules.pruning.methods.csp import CompressedSensingPruning
+from lightning_modules.pruning.registry import Role
 from lightning_modules.pruning.schedules import SparsitySchedule, cubic_sparsity, kept_count
 from lightning_modules.pruning.sensing import (
     from_blocks,
@@ -193,7 +194,8 @@ def test_engine_methods_reach_target_on_the_rnnt(
     assert all("pruning/mask_checksum" in r for r in updates)
 
 
-@pytest.mark.parametrize("name", [*ENGINE_METHODS, "model_pruning"])
+@pytest.mark.slow  # over 5 s
+@pytest.mark.parametrize("name", sorted(METHODS))
 def test_every_method_prunes_a_torchaudio_conformer(name: str) -> None:
     # torch's pruning hooks never run for attention's out_proj, so Lightning's callback
     # refuses it (tested below); every method prunes the same set here
@@ -292,6 +294,7 @@ def test_recovery_finds_the_support_of_exactly_sparse_weights() -> None:
     assert torch.allclose(estimate, blocks, atol=1e-4)
 
 
+@pytest.mark.slow  # over 5 s
 def test_csp_sense_recovers_the_support_of_k_sparse_weights() -> None:
     module = tiny_rnnt(5)
     method = CompressedSensingPruning(schedule(), sensing_ratio=0.75, recovery_iterations=30)
@@ -363,10 +366,7 @@ class CrashAt(pl.Callback):
 
 
 RESUMED = [
-    *(
-        pytest.param(name, {}, id=name)
-        for name in ["csp", "gmp", "narang", "random", "movement", "wanda", "sparsegpt", "imp"]
-    ),
+    *(pytest.param(name, {}, id=name) for name in ENGINE_METHODS),
     # killed at step 7: the checkpoint of step 6 holds the statistics of the sensing at step
     # 6, gathered at steps 4 and 5 on the weights of those steps
     pytest.param("csp", {"sensing": "activation"}, id="csp-activation"),
@@ -463,4 +463,5 @@ def test_methods_registry_names_match_the_tables() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     for name in METHODS:  # the README's method table lists every registered method
         assert f"`{name}`" in readme, f"README.md does not list the method {name!r}"
-    assert set(ENGINE_METHODS) == set(METHODS) - {"model_pruning"}
+    # a method off the engine is a tool run as it ships (Lightning's ModelPruning)
+    assert all(name in ENGINE_METHODS or METHODS[name].role == Role.PEER for name in METHODS)

@@ -27,6 +27,7 @@ from analysis.experiment import load_experiment
 from analysis.figures import speedup_lines
 from analysis.significance import paired_bootstrap, pooled_system
 from analysis.tables import bootstrap_text, main_table, variant_names
+from experiments.records import read_utterance_records
 from lightning_modules.pruning.saved import read_saved
 
 FIGURES = (
@@ -311,7 +312,8 @@ def test_wer_by_condition_and_voice_adds_up_the_runs_utterance_records(
             assert errors == pytest.approx(result["test_wer"], abs=1e-9)
             # the one-system helper the dense benchmark uses agrees with the report's table
             by_group = {r["group"]: int(r["errors"]) / int(r["words"]) for r in mine}
-            assert wer_by(records, grouping) == pytest.approx(by_group)
+            path = reproduced / folder / "test_utterances.jsonl"
+            assert wer_by(read_utterance_records(path), grouping) == pytest.approx(by_group)
     text = (reproduced / "report" / "table.md").read_text(encoding="utf-8")
     assert "## tiny: test WER by condition" in text and "## tiny: test WER by voice" in text
     assert "| CSP @ 0.5 |" in text
@@ -524,6 +526,7 @@ def objective(trial: optuna.Trial) -> tuple[float, float]:
     return x + 0.5 * y, (1 - x) ** 2 + 0.5 * y  # x trades one for the other, y costs both
 
 
+@pytest.mark.slow  # over 5 s
 @pytest.mark.parametrize("kind", ["journal", "sqlite"])
 def test_study_report_draws_the_pareto_front_and_importance(
     kind: str, tmp_path: Path, csp: Callable

@@ -15,14 +15,28 @@ from analysis.significance import (
     pooled_system,
     read_utterances,
 )
+from experiments.records import RecordError, UtteranceRecord, write_utterance_records
+
+
+def record(key: str, errors: int, words: int) -> UtteranceRecord:
+    """A per-utterance record with `errors` word errors in `words` reference words."""
+    reference = " ".join(["word"] * words)
+    return UtteranceRecord(
+        id=key,
+        reference=reference,
+        hypothesis=reference,  # the bootstrap reads the counts alone
+        errors=errors,
+        words=words,
+        char_errors=errors,
+        chars=len(reference),
+    )
 
 
 def write_records(path: Path, errors: dict[str, int], words: dict[str, int]) -> Path:
     """An `utterances.jsonl` in shuffled order: pairing must go by id, not by line."""
     keys = list(errors)
     random.Random(str(path)).shuffle(keys)
-    lines = [json.dumps({"id": key, "errors": errors[key], "words": words[key]}) for key in keys]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_utterance_records(path, [record(key, errors[key], words[key]) for key in keys])
     return path
 
 
@@ -93,8 +107,9 @@ def test_systems_on_different_utterances_are_refused_by_name(tmp_path: Path) -> 
 
 def test_a_bad_record_is_named(tmp_path: Path) -> None:
     path = tmp_path / "utterances.jsonl"
-    path.write_text('{"id": "u1", "errors": 1, "words": 3}\n{"id": "u2"}\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"utterances.jsonl, line 2"):
+    good = json.dumps(record("u1", 1, 3).model_dump())
+    path.write_text(f'{good}\n{{"id": "u2"}}\n', encoding="utf-8")
+    with pytest.raises(RecordError, match=r"utterances.jsonl:2: .*errors: Field required"):
         read_utterances(path)
     with pytest.raises(FileNotFoundError, match="missing.jsonl"):
         read_utterances(tmp_path / "missing.jsonl")

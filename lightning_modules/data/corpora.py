@@ -98,9 +98,14 @@ def corpus_from_path(path: Path) -> dict[str, Any]:
         found = section.from_path(path)
         if found is not None:
             return found
-    kinds = "; ".join(
-        f"{kind}: {cls.description}"
+    raise CorpusError(f"--corpus {path}: not a corpus this project reads ({path_kinds()})")
+
+
+def path_kinds() -> str:
+    """`kaldi: Kaldi data directories ...; manifest: ...`: every kind a path can name, in the
+    order `corpus_from_path` tries them (for help texts and errors)."""
+    return "; ".join(
+        f"{kind}: {cls.description.rstrip('.')}"
         for kind, cls in CORPUS_KINDS.items()
         if cls.from_path is not CorpusSection.from_path
     )
-    raise CorpusError(f"--corpus {path}: not a corpus this project reads ({kinds})")

@@ -17,7 +17,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,43 +81,35 @@ def read_manifest(path: str | Path) -> list[Utterance]:
     if not path.is_file():
         raise CorpusError(f"{path}: manifest not found")
     utterances = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise CorpusError(f"{where}: not valid JSON ({error.msg})") from None
-            if not isinstance(record, dict):
-                raise CorpusError(f"{where}: expected a JSON object, got {type(record).__name__}")
-            missing = [name for name in REQUIRED_FIELDS if name not in record]
-            if missing:
-                raise CorpusError(f"{where}: missing field(s) {', '.join(missing)}")
-            if record["split"] not in SPLITS:
-                raise CorpusError(
-                    f"{where}: field 'split' is {record['split']!r}, expected one of {SPLITS}"
-                )
-            duration, offset = record.get("duration"), record.get("offset")
-            if duration is not None and not _is_number(duration):
-                raise CorpusError(f"{where}: field 'duration' is {duration!r}, not a number")
-            if offset is not None and not (_is_number(offset) and offset >= 0):
-                raise CorpusError(f"{where}: field 'offset' is {offset!r}, not a number >= 0")
-            if offset is not None and duration is not None and duration <= 0:
-                raise CorpusError(f"{where}: field 'duration' is {duration!r}, not > 0")
-            meta = {k: v for k, v in record.items() if k not in (*REQUIRED_FIELDS, *SPAN)}
-            utterances.append(
-                Utterance(
-                    id=str(record["id"]),
-                    audio=path.parent / str(record["audio"]),
-                    text=str(record["text"]),
-                    split=record["split"],
-                    duration=None if duration is None else float(duration),
-                    meta=meta,
-                    offset=None if offset is None else float(offset),
-                )
+    for where, record in read_json_lines(path, CorpusError):
+        if not isinstance(record, dict):
+            raise CorpusError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        missing = [name for name in REQUIRED_FIELDS if name not in record]
+        if missing:
+            raise CorpusError(f"{where}: missing field(s) {', '.join(missing)}")
+        if record["split"] not in SPLITS:
+            raise CorpusError(
+                f"{where}: field 'split' is {record['split']!r}, expected one of {SPLITS}"
             )
+        duration, offset = record.get("duration"), record.get("offset")
+        if duration is not None and not _is_number(duration):
+            raise CorpusError(f"{where}: field 'duration' is {duration!r}, not a number")
+        if offset is not None and not (_is_number(offset) and offset >= 0):
+            raise CorpusError(f"{where}: field 'offset' is {offset!r}, not a number >= 0")
+        if offset is not None and duration is not None and duration <= 0:
+            raise CorpusError(f"{where}: field 'duration' is {duration!r}, not > 0")
+        meta = {k: v for k, v in record.items() if k not in (*REQUIRED_FIELDS, *SPAN)}
+        utterances.append(
+            Utterance(
+                id=str(record["id"]),
+                audio=path.parent / str(record["audio"]),
+                text=str(record["text"]),
+                split=record["split"],
+                duration=None if duration is None else float(duration),
+                meta=meta,
+                offset=None if offset is None else float(offset),
+            )
+        )
     return utterances
 
 
@@ -140,6 +132,20 @@ def _write_atomically(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_json_lines(path: Path, error: type[Exception]) -> Iterator[tuple[str, Any]]:
+    """(`PATH:LINE`, its value) for every non-empty line of a JSON-lines file; a line that is
+    not JSON raises `error` naming the file and the line."""
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                yield where, json.loads(line)
+            except json.JSONDecodeError as problem:
+                raise error(f"{where}: not valid JSON ({problem.msg})") from None
 
 
 def write_jsonl_atomic(path: str | Path, records: Iterable[Mapping[str, Any]]) -> None:

@@ -17,6 +17,12 @@ as keyword arguments of `__init__` (after `schedule`, `include`, `exclude`, `see
                      strength: float = 1.0):
             ...
 
+A *control* (role `control`) is registered the same way but is not a pruning callback: a
+model trained without pruning that the table compares the methods with (Zhu & Gupta's small
+dense model, `experiments/small_dense.py`). It lands in `CONTROLS`, not in `METHODS`, so
+configs, sweeps and the engine never take it for a method; tables, legends and figures find
+either with `registered(name)`.
+
 Optional facts: `option_phrases` ({(option, value): "how a variant with it reads in a table"})
 and, for the proposed method, `about` (paragraphs a report shows before its tables).
 
@@ -43,6 +49,7 @@ class Role(StrEnum):
     BASELINE = "baseline"  # a published pruning method it is compared with
     FLOOR = "floor"  # what every method must beat
     PEER = "peer"  # a tool users already have, run as it ships
+    CONTROL = "control"  # no pruning: a dense model as small as the pruned one's non-zeros
 
 
 FACTS = ("name", "title", "role", "citation", "color")
@@ -51,10 +58,13 @@ COMMON_ARGUMENTS = ("self", "schedule", "include", "exclude", "seed", "pattern")
 
 METHODS: dict[str, type] = {}
 """Method name → class, in registration order."""
+CONTROLS: dict[str, type] = {}
+"""Control name → class: the registered classes of role `control`."""
 
 
 def register(cls: type) -> type:
-    """Add a method class to `METHODS`, after checking its facts; returns the class."""
+    """Add a method class to `METHODS` (a control to `CONTROLS`), after checking its facts;
+    returns the class."""
     missing = [fact for fact in FACTS if not isinstance(cls.__dict__.get(fact), str)]
     if missing:
         raise TypeError(f"{cls.__name__}: a pruning method must set {', '.join(missing)}")
@@ -64,11 +74,16 @@ def register(cls: type) -> type:
         raise ValueError(f"{cls.__name__}: role {cls.role!r} is not one of {[*map(str, Role)]}")
     if not re.fullmatch(r"#[0-9a-fA-F]{6}", cls.color):
         raise ValueError(f"{cls.__name__}: color {cls.color!r} must be #rrggbb")
-    known = METHODS.get(cls.name)
+    known = registered(cls.name)
     if known is not None and known.__qualname__ != cls.__qualname__:
         raise ValueError(f"method name {cls.name!r} is taken by {known.__qualname__}")
-    METHODS[cls.name] = cls
+    (CONTROLS if cls.role == Role.CONTROL else METHODS)[cls.name] = cls
     return cls
+
+
+def registered(name: str) -> type | None:
+    """The registered method or control of that name, if any."""
+    return METHODS.get(name) or CONTROLS.get(name)
 
 
 @functools.cache
@@ -99,8 +114,9 @@ def proposed() -> type | None:
 
 
 def ordered(roles: typing.Iterable[Role] = tuple(Role)) -> list[type]:
-    """Registered methods with one of `roles`: baselines first, then the floor, the peers
-    and the proposed method, each group in registration order (the paper table's order)."""
-    rank = [Role.BASELINE, Role.FLOOR, Role.PEER, Role.PROPOSED]
-    chosen = [cls for cls in METHODS.values() if cls.role in set(roles)]
+    """Registered methods and controls with one of `roles`: baselines first, then the floor,
+    the peers, the proposed method and the controls, each group in registration order (the
+    paper table's order)."""
+    rank = [Role.BASELINE, Role.FLOOR, Role.PEER, Role.PROPOSED, Role.CONTROL]
+    chosen = [cls for cls in [*METHODS.values(), *CONTROLS.values()] if cls.role in set(roles)]
     return sorted(chosen, key=lambda cls: rank.index(cls.role))
