@@ -17,6 +17,22 @@ REPO = Path(__file__).resolve().parent.parent
 PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"))  # Debian's server binaries
 
 
+SLOW_FIXTURES = frozenset({"tiny_corpus", "reproduced", "postgres"})
+"""Fixtures that render a corpus with TTS, train a grid or start a server: a test that uses
+one of them, directly or through another fixture, is in the slow tier (`pytest -m slow`)."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark slow every test that uses an expensive fixture, so that `pytest -m "not slow"`
+    is a fast tier without anyone remembering to mark a new test (docs/testing.md). Tests
+    that are slow for another reason (they train on synthetic data, render or build a corpus
+    of their own) carry `@pytest.mark.slow` or a module-level `pytestmark` themselves."""
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

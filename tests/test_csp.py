@@ -37,6 +37,7 @@ def recover_from_activations(
     return recover(correlation[None], gram[None], k, allowed[None], start[None], iterations)
 
 
+@pytest.mark.slow  # over 5 s
 def test_activation_sensing_recovers_a_sparse_linear_from_its_inputs_and_outputs() -> None:
     """Fewer calibration inputs (40) than input features (64): a compressed measurement of
     each row, which only the sparsity of the weights makes solvable."""
@@ -53,6 +54,7 @@ def test_activation_sensing_recovers_a_sparse_linear_from_its_inputs_and_outputs
     assert torch.allclose(estimate[0], layer.weight, atol=1e-4)
 
 
+@pytest.mark.slow  # over 5 s
 @pytest.mark.parametrize("attribute", ["weight_ih_l0", "weight_hh_l0"])
 def test_activation_sensing_recovers_a_sparse_lstm_gate_block(attribute: str) -> None:
     """The inputs the calibration hooks see (the layer input for `weight_ih`, the previous

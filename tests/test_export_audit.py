@@ -343,6 +343,7 @@ def test_unusable_files_are_refused_by_name(tmp_path: Path, content: object, mes
 # ---- the commands -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # over 5 s
 def test_csp_audit_json_and_table(csp: Callable, checkpoint: Path) -> None:
     done = csp("audit", checkpoint, "--json")
     assert done.returncode == 0, done.stderr
@@ -374,6 +375,7 @@ def test_csp_export_writes_the_packed_file_and_prints_its_size(
     assert printed["floor"] < printed["packed"] < 0.4 * printed["dense"]
 
 
+@pytest.mark.slow  # over 5 s
 def test_csp_names_a_missing_or_foreign_file(csp: Callable, tmp_path: Path) -> None:
     garbage = tmp_path / "notes.ckpt"
     garbage.write_text("not a checkpoint\n")

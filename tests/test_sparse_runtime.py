@@ -44,6 +44,7 @@ def noise(count: int = 4) -> list[torch.Tensor]:
     return [0.1 * torch.randn(16_000 + 2_000 * i, generator=generator) for i in range(count)]
 
 
+@pytest.mark.slow  # over 5 s
 @pytest.mark.parametrize(
     ("spec", "format"), [("unstructured", "csr"), ("2:4", "csr"), ("4x4", "bsr")]
 )
