@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from experiments.records import write_json
+from lightning_modules.asr.loading import load_recognizer
 from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.asr.presets import model_config
 from lightning_modules.pruning.accounting import sparsity_summary
@@ -48,7 +49,7 @@ MAX_AT_09 = 0.14
 
 def build(checkpoint: Path | None) -> RNNTSpeechRecognizer:
     if checkpoint is not None:
-        return RNNTSpeechRecognizer.load_from_checkpoint(checkpoint, map_location="cpu")
+        return load_recognizer(checkpoint)[0]
     torch.manual_seed(0)
     return RNNTSpeechRecognizer(model=model_config("small").model_dump())
 
