@@ -14,12 +14,14 @@ class CorpusPathOption(click.Option):
     """An option whose help ends with the registered corpus kinds, read when help is shown
     (so `csp` starts without importing the readers)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.purpose = self.help  # what the option does in its command
+
     def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
         import lightning_modules.data.readers  # noqa: F401  (registers the built-in kinds)
         from lightning_modules.data.corpora import path_kinds
 
-        if not hasattr(self, "purpose"):
-            self.purpose = self.help
         self.help = f"{self.purpose}: a path one of these corpus kinds recognizes — {path_kinds()}"
         return super().get_help_record(ctx)
 

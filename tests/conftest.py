@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -105,6 +108,37 @@ def reproduced(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     report = runs / "tiny" / "report" / "report.html"
     assert f"report: {report}" in done.stdout
     return runs / "tiny"
+
+
+@contextlib.contextmanager
+def serving(command: list[str], cwd: Path, port: int) -> Iterator[tuple[str, str]]:
+    """A study server (`csp sweep dashboard`) started in `cwd` and waited for until its studies
+    API on `port` answers; yields its first output line and that answer, then stops it."""
+    server = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=offline_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        first = server.stdout.readline()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                url = f"http://127.0.0.1:{port}/api/studies"
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    studies = answer.read().decode()
+                break
+            except OSError:
+                assert server.poll() is None, first + server.stdout.read()
+                assert time.monotonic() < deadline, "the dashboard never answered"
+                time.sleep(0.5)
+        yield first, studies
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def chromium(

@@ -19,15 +19,13 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import pytest
 import yaml
-from conftest import REPO, free_port, offline_env
+from conftest import REPO, free_port, offline_env, serving
 from test_evaluate import librispeech_layout, manifest_lines
 
 from cli import cli
@@ -296,8 +294,9 @@ def run_group(group: str, cwd: Path, **values: object) -> dict[str, str]:
         command = row.run.format(repo=REPO, **values)
         program, rest = command.split(" ", 1)
         line = f"{shlex.quote(sys.executable)} {'-m cli ' if program == 'csp' else ''}{rest}"
-        if row.serve:
-            output = serve_once(line, cwd, int(values["port"]))
+        if row.serve:  # started, asked for its studies once, stopped
+            with serving(["bash", "-c", f"exec {line}"], cwd, int(values["port"])) as answers:
+                output = "".join(answers)
         else:
             done = subprocess.run(
                 ["bash", "-c", line],
@@ -314,34 +313,6 @@ def run_group(group: str, cwd: Path, **values: object) -> dict[str, str]:
         assert expected in output, failed
         outputs[row.run] = output
     return outputs
-
-
-def serve_once(line: str, cwd: Path, port: int) -> str:
-    """Start a server command, ask it for its studies once, stop it; its first line and the
-    answer."""
-    server = subprocess.Popen(
-        ["bash", "-c", f"exec {line}"],
-        cwd=cwd,
-        env=offline_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        first = server.stdout.readline()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                url = f"http://127.0.0.1:{port}/api/studies"
-                with urllib.request.urlopen(url, timeout=2) as answer:
-                    return first + answer.read().decode()
-            except OSError:
-                assert server.poll() is None, first + server.stdout.read()
-                assert time.monotonic() < deadline, "the dashboard never answered"
-                time.sleep(0.5)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,13 @@ import os
 import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
 import yaml
-from conftest import CSP_COMMAND, REPO, chromium, free_port, offline_env
+from conftest import CSP_COMMAND, REPO, chromium, free_port, offline_env, serving
 from optuna.trial import TrialState
 
 from experiments.config import load_config
@@ -221,32 +220,14 @@ def test_early_stopping_stops_a_ddp_trial(home: Path, tiny_corpus: Path) -> None
 def test_dashboard_shows_the_study(home: Path, resumed_after_kill: tuple[str, str]) -> None:
     journal, name = resumed_after_kill
     port = free_port()
-    server = subprocess.Popen(
-        [*CSP_COMMAND, "sweep", "dashboard", name, "--storage", journal, "--port", str(port)],
-        cwd=home,
-        env=offline_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        url = server.stdout.readline().split()[-1]
+    command = [*CSP_COMMAND, "sweep", "dashboard", name, "--storage", journal, "--port", str(port)]
+    with serving(command, home, port) as (first, _):
+        url = first.split()[-1]
         assert url.startswith(f"http://127.0.0.1:{port}/dashboard/studies/"), url
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the dashboard never answered"
-                time.sleep(0.5)
         shot = home / "dashboard.png"
         view = {"window": "1400,900", "budget_ms": 15000}
         chromium(f"--screenshot={shot}", url, **view)
         dom = chromium("--dump-dom", url, **view).stdout
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     assert name in dom and "Loading" not in dom
     assert "pruning.options.sparsity_weight" in dom  # the study's own parameters are shown
     from PIL import Image
