@@ -143,9 +143,10 @@ def read_json_lines(path: Path, error: type[Exception]) -> Iterator[tuple[str, A
                 continue
             where = f"{path}:{number}"
             try:
-                yield where, json.loads(line)
+                value = json.loads(line)
             except json.JSONDecodeError as problem:
                 raise error(f"{where}: not valid JSON ({problem.msg})") from None
+            yield where, value
 
 
 def write_jsonl_atomic(path: str | Path, records: Iterable[Mapping[str, Any]]) -> None:
