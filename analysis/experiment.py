@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from analysis.wandb_records import read_offline_run
 from experiments.config import format_validation_error
+from experiments.dense_control import DenseControl
 from experiments.files import ConfigError, read_yaml
 from experiments.metrics import read_metrics
 from experiments.records import (
@@ -55,6 +56,7 @@ class Run:
     method: str
     target_sparsity: float
     seed: int
+    budget: int | None = None
     status: RunStatus = "not run"
     reason: str | None = None
     result: RunResult | None = None
@@ -93,6 +95,12 @@ class Experiment:
     dense: Run
     cells: list[Run]
     spec: dict[str, Any]
+    budgets: list[int | None] = field(default_factory=lambda: [None])
+    """Cell steps of a grid with a budget axis, shortest first; [None] without one."""
+
+    def at_budget(self, budget: int | None) -> list[Run]:
+        """The cells of one budget."""
+        return [run for run in self.cells if run.budget == budget]
 
 
 def _wandb_history(directory: Path) -> list[dict[str, float]] | None:
@@ -173,23 +181,53 @@ def load_experiment(root: str | Path) -> Experiment:
         if spec.small_dense:
             variants.append((SmallDense.name, SmallDense.name, {}))
         sparsities, seeds = sorted(spec.sparsities), sorted(spec.seeds)
+        axis = spec.budget_axis()
+        if spec.budgets is not None:
+            variants.append((DenseControl.name, DenseControl.name, {}))
+            seeds = sorted({seed for _, budget_seeds, _ in axis for seed in budget_seeds})
+        cells = [
+            (label, method, sparsity, seed, budget)
+            for budget, budget_seeds, labels in axis
+            for label, method, _ in variants
+            if label in labels or label == SmallDense.name
+            for sparsity in sparsities
+            for seed in sorted(budget_seeds)
+        ]
+        cells += [
+            (DenseControl.name, DenseControl.name, 0.0, seed, budget)
+            for budget, budget_seeds, _ in axis
+            if budget is not None
+            for seed in sorted(budget_seeds)
+        ]
     else:  # written before grid.yaml existed: the cells results.json lists
-        name, cells = spec.grid, spec.cells
-        labels = {cell.label: cell.method for cell in cells}
+        name = spec.grid
+        labels = {cell.label: cell.method for cell in spec.cells}
         variants = [(label, method, {}) for label, method in labels.items()]
-        sparsities = sorted({cell.target_sparsity for cell in cells})
-        seeds = sorted({cell.seed for cell in cells})
+        sparsities = sorted({c.target_sparsity for c in spec.cells if c.label != DenseControl.name})
+        seeds = sorted({cell.seed for cell in spec.cells})
+        cells = [
+            (cell.label, cell.method, cell.target_sparsity, cell.seed, cell.budget)
+            for cell in spec.cells
+        ]
+    budgets = sorted({budget for *_, budget in cells}, key=lambda b: -1 if b is None else b)
     dense_seed = (raw.get("dense") or {}).get("seed", 0)
     shared = raw.get("dense_from")  # the grid whose dense model this one shares
     dense_folder = dense_dir(root.parent, shared or root.name)
     dense = load_run(Run(dense_folder, "dense", "dense", 0.0, dense_seed), pruned=False)
     runs = [
         load_run(
-            Run(root / cell_dir_name(label, sparsity, seed), label, method, sparsity, seed),
+            Run(
+                root / cell_dir_name(label, sparsity, seed, budget),
+                label,
+                method,
+                sparsity,
+                seed,
+                budget,
+            ),
             pruned=method not in CONTROLS,
         )
-        for label, method, _ in variants
-        for sparsity in sparsities
-        for seed in seeds
+        for label, method, sparsity, seed, budget in cells
     ]
-    return Experiment(root, name, variants, sparsities, seeds, dense, runs, raw)
+    experiment = Experiment(root, name, variants, sparsities, seeds, dense, runs, raw)
+    experiment.budgets = budgets or [None]
+    return experiment

@@ -1,4 +1,5 @@
-"""The report's figures (matplotlib, saved as PNG and SVG): WER against sparsity, measured
+"""The report's figures (matplotlib, saved as PNG and SVG): WER against sparsity and against
+the cell budget, measured
 decoding speed-up against sparsity, sparsity over training steps, CSP's per-tensor
 compression error, the final sparsity per tensor, test WER by voice, and the overlap of the
 methods' masks.
@@ -20,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from analysis.breakdown import Breakdown, hurt_most  # noqa: E402
+from analysis.budget import BudgetCurve  # noqa: E402
 from analysis.experiment import Experiment, Run  # noqa: E402
 from analysis.mask_overlap import Overlap  # noqa: E402
 from analysis.tables import Entry, Table, role  # noqa: E402
@@ -343,4 +345,58 @@ def overlap_per_tensor(overlaps: list[Overlap], system: str) -> Figure | None:
         axes.set(title=f"target sparsity {sparsity:g}", ylabel="Jaccard overlap", ylim=(0, 1))
         axes.legend(fontsize=7, title=f"{system} against", title_fontsize=7)
     figure.suptitle(f"Overlap of {system}'s kept weights with each method's, per tensor")
+    return figure
+
+
+def wer_vs_budget(curves: list[BudgetCurve]) -> Figure | None:
+    """Test WER against cell budget (log steps, left) and against the cells' training wall
+    time (log seconds, right), one row per target sparsity: per method the mean with the
+    seeds' range, the dense control of each budget in black, the dense model they start from
+    as a dotted line (its 0-step point)."""
+    curves = [curve for curve in curves if any(line.points for line in curve.lines)]
+    if not curves:
+        return None
+    figure, grid = plt.subplots(
+        len(curves), 2, figsize=(11, 4.0 * len(curves)), squeeze=False, sharey="row"
+    )
+    for (by_steps, by_time), curve in zip(grid, curves, strict=True):
+        palette = colors([line.label for line in curve.lines])
+        palette[curve.control.label] = "black"
+        for line in [curve.control, *curve.lines]:
+            points = [(b, entry) for b, entry in line.points.items() if entry.wer_mean is not None]
+            if not points:
+                continue
+            style = {"color": palette[line.label], "marker": "o", "label": line.name}
+            if line is curve.control:
+                style.update(linestyle="--", marker="s")
+            wers = [entry.values("test_wer") for _, entry in points]
+            means = [entry.wer_mean for _, entry in points]
+            low = [mean - min(values) for mean, values in zip(means, wers, strict=True)]
+            high = [max(values) - mean for mean, values in zip(means, wers, strict=True)]
+            steps = [budget for budget, _ in points]
+            by_steps.errorbar(steps, means, yerr=[low, high], capsize=3, **style)
+            seconds = [entry.mean_of("train_wall_s") for _, entry in points]
+            timed = [(s, m) for s, m in zip(seconds, means, strict=True) if s is not None]
+            if timed:
+                by_time.plot(*zip(*timed, strict=True), **style)
+        if curve.dense.wer_mean is not None:
+            for axes in (by_steps, by_time):
+                axes.axhline(
+                    curve.dense.wer_mean, color="grey", linestyle=":", label="Dense (0 steps)"
+                )
+        by_steps.set(
+            xscale="log",
+            xlabel="steps per cell (log)",
+            ylabel="test WER",
+            title=f"{curve.experiment}: s = {curve.sparsity:g}, test WER against budget",
+        )
+        by_steps.set_xticks(curve.budgets, [f"{budget:,}" for budget in curve.budgets])
+        by_time.set(
+            xscale="log",
+            xlabel="training wall time per cell, s (log)",
+            title="the same cells against their training time",
+        )
+        for axes in (by_steps, by_time):
+            axes.grid(alpha=0.3, which="both")
+        by_steps.legend(fontsize=8)
     return figure

@@ -17,6 +17,7 @@ import yaml
 from analysis.cell_columns import legend
 from analysis.detail_tables import TextTable
 from analysis.experiment import Experiment
+from analysis.pairings import Pairing
 from analysis.table_formats import (
     PAIRING_COLUMNS,
     PAIRING_LEGEND,
@@ -25,13 +26,8 @@ from analysis.table_formats import (
     pairing_cells,
     row_entries,
 )
-from analysis.tables import (
-    Pairing,
-    Table,
-    comparison_heading,
-    comparison_sentences,
-    methods_legend,
-)
+from analysis.tables import Table, methods_legend
+from analysis.verdicts import comparison_heading, comparison_sentences
 from lightning_modules.pruning.registry import proposed
 
 STYLE = """

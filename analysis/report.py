@@ -3,12 +3,15 @@
 Writes into the output folder:
 
     table.md, table.tex, table.csv   the main table (and the ablation table) of every experiment,
-                                     then test WER by condition, engine and voice and the
-                                     overlap of the methods' masks (in table.md)
+                                     one per budget of a grid with a budget axis, then (in
+                                     table.md) test WER against budget and the proposed
+                                     method's verdict per budget, test WER by condition, engine
+                                     and voice and the overlap of the methods' masks
     breakdown.csv, mask_overlap.csv  those two, every number unrounded
-    figures/*.png, figures/*.svg     WER vs sparsity, decoding speed-up vs sparsity, sparsity
-                                     trajectories, CSP's compression error, final sparsity per
-                                     tensor, WER by voice, mask overlap; per study its Pareto
+    figures/*.png, figures/*.svg     WER vs budget, WER vs sparsity, decoding speed-up vs
+                                     sparsity, sparsity trajectories, CSP's compression error,
+                                     final sparsity per tensor, WER by voice, mask overlap; per
+                                     study its Pareto
                                      front and parameter importance
     report.html                      all of it in one self-contained page
 
@@ -26,6 +29,7 @@ import optuna
 from analysis import figures as draw
 from analysis import studies as study_plots
 from analysis.breakdown import Breakdown, breakdowns
+from analysis.budget import budget_curves, budget_grids
 from analysis.detail_tables import (
     TextTable,
     breakdown_csv,
@@ -38,16 +42,9 @@ from analysis.detail_tables import (
 from analysis.experiment import Experiment, ReportError, load_experiment
 from analysis.html_report import experiment_html, page, study_html
 from analysis.mask_overlap import Overlap, mask_overlaps
+from analysis.pairings import Pairing, ablation_comparison, paired_comparison
 from analysis.table_formats import to_csv, to_latex, to_markdown
-from analysis.tables import (
-    Pairing,
-    Table,
-    ablation_comparison,
-    ablation_table,
-    main_table,
-    paired_comparison,
-    variant_names,
-)
+from analysis.tables import Table, ablation_table, main_tables, variant_names
 from lightning_modules.pruning.registry import proposed
 
 
@@ -172,18 +169,31 @@ def write_report(
     found_breakdowns: dict[str, list[Breakdown]] = {}
     found_overlaps: dict[str, list[Overlap]] = {}
     for experiment in loaded:
-        main = main_table(experiment)
-        ablation = ablation_table(experiment)
-        shown: list[tuple[Table, list[Pairing]]] = [(main, paired_comparison(main))]
-        if ablation is not None:
-            shown.append((ablation, ablation_comparison(ablation)))
+        mains = main_tables(experiment)  # one per budget: the longest last
+        ablations = [ablation_table(experiment, budget) for budget in experiment.budgets]
+        ablations = [table for table in ablations if table is not None]
+        shown: list[tuple[Table, list[Pairing]]] = [(t, paired_comparison(t)) for t in mains]
+        shown += [(table, ablation_comparison(table)) for table in ablations]
         for table, pairings in shown:
             markdown.append(to_markdown(table, pairings))
             latex.append(to_latex(table, pairings))
             tables.append((table, pairings))
-        drawn, notes = _experiment_figures(experiment, main, ablation, out / "figures")
+        ablation = ablations[-1] if ablations else None
+        drawn, notes = _experiment_figures(experiment, mains[-1], ablation, out / "figures")
+        curves = budget_curves(experiment)
+        budget_tables = [grid for curve in curves for grid in budget_grids(curve)]
+        markdown += [grid_markdown(grid) for grid in budget_tables]
+        if curves:
+            figure = draw.wer_vs_budget(curves)
+            title = "Test WER against cell budget (and against training wall time)"
+            if figure is None:
+                notes.append(f"{title}: nothing to draw (no cell has ended).")
+            else:
+                stem = f"{experiment.name}-wer_vs_budget"
+                drawn.insert(0, (title, draw.save(figure, out / "figures", stem)))
         shown_tables = [table for table, _ in shown]
         found, overlaps, details, more, why = _details(experiment, shown_tables, out / "figures")
+        details = budget_tables + details
         found_breakdowns[experiment.name], found_overlaps[experiment.name] = found, overlaps
         markdown += [grid_markdown(grid) for grid in details] + [f"{note}\n" for note in why]
         sections.append(experiment_html(experiment, shown, drawn + more, notes + why, details))

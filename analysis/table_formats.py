@@ -11,18 +11,12 @@ import csv
 import io
 
 from analysis.cell_columns import cell_fields, cell_texts, cell_values, legend
-from analysis.tables import (
-    Entry,
-    Pairing,
-    Table,
-    bootstrap_text,
-    comparison_heading,
-    comparison_sentences,
-    methods_legend,
-)
+from analysis.pairings import Pairing
+from analysis.tables import Entry, Table, methods_legend
+from analysis.verdicts import bootstrap_text, comparison_heading, comparison_sentences
 
 ROW_FIELDS = (
-    "experiment", "table", "row", "label", "method", "target_sparsity", "seeds_complete",
+    "experiment", "table", "row", "label", "method", "target_sparsity", "budget", "seeds_complete",
     "seeds", "test_wer_mean", "test_wer_std", "relative_wer_change",
 )  # fmt: skip
 PAIRING_FIELDS = (
@@ -59,7 +53,7 @@ def entry_text(entry: Entry | None) -> str:
 def row_entries(table: Table) -> list[tuple[str, list[Entry | None]]]:
     """(row name, cells in column order), the dense row first."""
     dense = [table.dense] + [None] * len(table.sparsities)
-    rows = [("Dense", dense)]
+    rows = [(table.dense_name, dense)]
     rows += [(row.name, [None, *(row.entries[s] for s in table.sparsities)]) for row in table.rows]
     return rows
 
@@ -195,7 +189,7 @@ def _pairing_fields(pairing: Pairing | None) -> dict[str, object]:
 def csv_rows(table: Table, pairings: list[Pairing]) -> list[dict[str, object]]:
     by_cell = {(p.sparsity, p.baseline if table.kind == "main" else p.system): p for p in pairings}
     rows = []
-    entries = [("Dense", "dense", "dense", 0.0, table.dense)]
+    entries = [(table.dense_name, table.dense_label, table.dense_label, 0.0, table.dense)]
     entries += [
         (row.name, row.label, row.method, sparsity, row.entries[sparsity])
         for row in table.rows
@@ -210,6 +204,7 @@ def csv_rows(table: Table, pairings: list[Pairing]) -> list[dict[str, object]]:
                 "label": label,
                 "method": method,
                 "target_sparsity": sparsity,
+                "budget": table.budget,
                 "seeds_complete": len(entry.complete),
                 "seeds": len(entry.runs),
                 "test_wer_mean": entry.wer_mean,

@@ -22,9 +22,11 @@ import time
 from pathlib import Path
 
 from analysis.experiment import load_experiment
+from analysis.pairings import ablation_comparison
 from analysis.report import write_report
 from analysis.table_formats import to_markdown
-from analysis.tables import ablation_comparison, ablation_table
+from analysis.tables import ablation_table
+from analysis.verdicts import verdict
 from experiments.files import read_yaml
 from experiments.records import write_json
 from experiments.reproduce import grid_path, load_grid, run_grid
@@ -96,7 +98,7 @@ def main() -> None:
             "mean": pairing.mean,
             "std": pairing.std,
             "bootstrap": None if pairing.bootstrap is None else pairing.bootstrap.as_dict(),
-            "verdict": pairing.verdict,
+            "verdict": verdict(pairing),
         }
         for pairing in pairings
     ]

@@ -1,14 +1,15 @@
 """Benchmark: training-step time of pruning methods relative to dense training, in one run.
 
-Trains the small preset on the small corpus for the same steps, with the same batches in the
-same order, dense (first and last) and with every registered method (default settings, the
-pruning window over the measured steps) and CSP with each sensing kind, and writes the mean
-step time of each divided by dense's to benchmarks/results/pruning_overhead.json, with the
-median of the step-by-step ratios and the update steps' own time (`update_steps`). The
-machine's speed drifts between runs by more than the effects measured (methods that add
-nothing measurable read 0.85-1.1x), so each method's own work is also clocked inside its run:
-the seconds spent in its callback hooks and the forward hooks it attaches, per step, over
-dense's mean step (`hook_ratio`: 1 + that share).
+Trains a grid's dense recipe (default: the main job's, `experiments/grids/default.yaml`: the
+small preset with its overrides, its batch size and speed perturbation) on its corpus for the
+same steps, with the same batches in the same order, dense (first and last) and with every
+registered method (default settings, the pruning window over the measured steps) and CSP with
+each sensing kind, and writes the mean step time of each divided by dense's to
+benchmarks/results/pruning_overhead.json, with the median of the step-by-step ratios and the
+update steps' own time (`update_steps`). The machine's speed drifts between runs by more than
+the effects measured (methods that add nothing measurable read 0.85-1.1x), so each method's own
+work is also clocked inside its run: the seconds spent in its callback hooks and the forward
+hooks it attaches, per step, over dense's mean step (`hook_ratio`: 1 + that share).
 
 CSP's cost is all in its mean: sensing, previews and activation sensing's calibration (spread
 over the steps before each update) stay in the steps they fell in. The one-shot data-aware
@@ -16,7 +17,8 @@ baselines (Wanda, SparseGPT) calibrate once, at their single cut, on batches of 
 that is left out of their step times and reported on its own (`calibration_wall_s`).
 Goal (issues 3, 13): CSP with every sensing kind ≤ 1.10× dense in mean, GMP ≤ 1.03×.
 
-    python benchmarks/pruning_overhead.py [--steps 60] [--every 10] [--methods csp,gmp]
+    python benchmarks/pruning_overhead.py [--grid default] [--steps 60] [--every 10]
+        [--methods csp,gmp]
 """
 
 from __future__ import annotations
@@ -35,14 +37,12 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from experiments.config import ExperimentConfig
 from experiments.records import write_json
-from lightning_modules.asr.module import RNNTSpeechRecognizer
-from lightning_modules.asr.presets import model_config
+from experiments.reproduce import grid_path, load_grid
+from experiments.train import build_module, load_corpus
 from lightning_modules.data.datamodule import SpeechDataModule
-from lightning_modules.data.manifest import read_manifest
-from lightning_modules.data.synth import render_corpus
 from lightning_modules.data.tokenizer import CharTokenizer
-from lightning_modules.data.validation import validate_corpus
 from lightning_modules.pruning import calibration as calibration_module
 from lightning_modules.pruning.methods import METHODS
 from lightning_modules.pruning.methods.csp import CompressedSensingPruning
@@ -138,14 +138,18 @@ def variants(schedule: SparsitySchedule) -> dict[str, Callable[[], pl.Callback]]
 
 
 def time_steps(
-    data: SpeechDataModule, steps: int, epoch: int, method: pl.Callback | None
+    recipe: ExperimentConfig,
+    data: SpeechDataModule,
+    steps: int,
+    epoch: int,
+    method: pl.Callback | None,
 ) -> tuple[list[float], float]:
     """Per-step times of `steps` steps, and the method's own hook seconds per measured step;
     epochs of `epoch` batches, so Lightning's ModelPruning (which prunes at epoch ends)
     updates as often as the others. A one-shot baseline's calibration is taken out of both;
     CSP's stays in."""
     pl.seed_everything(0, verbose=False)
-    module = RNNTSpeechRecognizer(model=model_config("small").model_dump(), max_steps=steps)
+    module = build_module(recipe, CharTokenizer().spec())
     timer = StepTimer()
     clock = HookClock(method) if method else None
     trainer = pl.Trainer(
@@ -184,14 +188,18 @@ def update_cost(times: list[float], dense: list[float], index: list[int]) -> dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", default="default", help="the grid whose dense recipe runs")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--every", type=int, default=10)
-    parser.add_argument("--corpus", type=Path, default=REPO / "data" / "small")
     parser.add_argument("--methods", help="comma-separated subset of the variants (default: all)")
     args = parser.parse_args()
-    manifest = render_corpus(args.corpus, size="small", seed=0)
+    dense = load_grid(grid_path(args.grid), REPO / "runs").dense
+    trainer = dense.trainer.model_copy(update={"max_steps": args.steps})
+    recipe = dense.model_copy(update={"trainer": trainer})
+    if recipe.tokenizer.kind != "char":
+        parser.error(f"grid {args.grid}: the benchmark trains characters, the grid word pieces")
     data = SpeechDataModule(
-        validate_corpus(read_manifest(manifest)), CharTokenizer(), max_batch_seconds=90
+        load_corpus(recipe), CharTokenizer(), max_batch_seconds=recipe.data.max_batch_seconds
     )
     schedule = SparsitySchedule(final=0.8, start=0, end=args.steps - 1, every=args.every)
     chosen = variants(schedule)
@@ -206,17 +214,17 @@ def main() -> None:
     ]
 
     # dense runs first and last, so a drift of the machine's speed during the run is averaged
-    first_dense, _ = time_steps(data, args.steps, args.every, None)
+    first_dense, _ = time_steps(recipe, data, args.steps, args.every, None)
     times: dict[str, list[float]] = {}
     hook_s: dict[str, float] = {}
     calibration: dict[str, float] = {}
     for name, make in chosen.items():
         method = make()
-        times[name], hook_s[name] = time_steps(data, args.steps, args.every, method)
+        times[name], hook_s[name] = time_steps(recipe, data, args.steps, args.every, method)
         if hasattr(method, "calibration") and not isinstance(method, CompressedSensingPruning):
             calibration[name] = method.calibration.wall_s
         print(f"{name}: mean step {statistics.mean(times[name]):.3f} s", flush=True)
-    last_dense, _ = time_steps(data, args.steps, args.every, None)
+    last_dense, _ = time_steps(recipe, data, args.steps, args.every, None)
     times["dense"] = [(a + b) / 2 for a, b in zip(first_dense, last_dense, strict=True)]
     dense = statistics.mean(times["dense"])
     result: dict[str, Any] = {
@@ -241,6 +249,8 @@ def main() -> None:
         "calibration_wall_s": calibration,
         "calibration_batches": {name: chosen[name]().calibration.batches for name in calibration},
         "dense_drift": statistics.mean(last_dense) / statistics.mean(first_dense),
+        "recipe": f"grid {args.grid}'s dense: {recipe.model.model_dump(mode='json')}, "
+        f"{recipe.data.max_batch_seconds} s batches",
         "steps": args.steps,
         "measured_steps": len(times["dense"]),
         "schedule": {"final": 0.8, "start": 0, "end": args.steps - 1, "every": args.every},

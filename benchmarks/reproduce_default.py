@@ -37,7 +37,6 @@ import itertools
 import json
 import math
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -48,11 +47,14 @@ from typing import Any
 import yaml
 
 from analysis.experiment import load_experiment
+from analysis.pairings import paired_comparison
 from analysis.report import write_report
 from analysis.significance import ALPHA, paired_bootstrap, pooled_system
 from analysis.table_formats import to_markdown
-from analysis.tables import Table, bootstrap_text, main_table, paired_comparison
+from analysis.tables import Table, main_table
+from analysis.verdicts import bootstrap_text
 from experiments.files import read_yaml
+from experiments.provenance import machine
 from experiments.records import TEST_UTTERANCES, GridCell, write_json
 from experiments.reproduce import grid_path, load_grid, run_grid, start_grid
 from lightning_modules.data.synth.render import render_corpus
@@ -72,16 +74,6 @@ WHAT_CSP_CHANGES = (
 )
 """Report figures committed beside the record: whose weights CSP keeps, how it spreads the
 sparsity over tensors, and its dev WER through the schedule (issue 30)."""
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else the platform's word for it."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def pooled_std(table: Table, sparsity: float) -> float | None:
@@ -412,7 +404,7 @@ def main() -> None:
         "commit": commit,
         "analysed_commit": analysed_commit,
         "date": stamp,
-        "machine": f"{cpu_model()}, {os.cpu_count()} cores, {platform.machine()}",
+        "machine": machine(),
         "workers": args.workers,
         "wall_s": wall_s,
         "phases": phases,  # seconds of rendering, dense training and cells, where split

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -33,6 +34,19 @@ def git_commit(folder: Path = SOURCE_DIR) -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit + ("-dirty" if dirty else "")
+
+
+def machine() -> str:
+    """`CPU model, N cores, arch`: what a benchmark ran on (the model name from Linux's
+    /proc/cpuinfo, else the platform's word for it)."""
+    model = platform.processor() or "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} cores, {platform.machine()}"
 
 
 def provenance() -> dict[str, Any]:

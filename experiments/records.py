@@ -158,6 +158,9 @@ class GridCell(BaseModel):
     method: str
     target_sparsity: float
     seed: int
+    budget: int | None = Field(
+        None, description="the cell's steps in a grid with a budget axis (absent without one)"
+    )
     status: RunStatus | None = Field(
         None, description="None: written before cells recorded their state (all had ended)"
     )
@@ -194,6 +197,8 @@ class GridCell(BaseModel):
     def _to_flat(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """The cell's fields over its result's, in one mapping (see the class docstring)."""
         data = handler(self)
+        if data["budget"] is None:  # a grid without the budget axis reads as before it
+            del data["budget"]
         result = data.pop("result") or {}
         return {"run_dir": data.pop("run_dir"), **result, **data}
 
@@ -358,9 +363,11 @@ def clear_failure(run_dir: Path) -> None:
     (run_dir / FAILED).unlink(missing_ok=True)
 
 
-def cell_dir_name(label: str, sparsity: float, seed: int) -> str:
-    """The folder of one cell of a grid: `LABEL-sSPARSITY-seedSEED`."""
-    return f"{label}-s{sparsity:g}-seed{seed}"
+def cell_dir_name(label: str, sparsity: float, seed: int, budget: int | None = None) -> str:
+    """The folder of one cell of a grid: `LABEL-sSPARSITY-seedSEED`, and `-bSTEPS` in a grid
+    with a budget axis."""
+    name = f"{label}-s{sparsity:g}-seed{seed}"
+    return name if budget is None else f"{name}-b{budget}"
 
 
 def dense_dir(runs_dir: Path, dense_owner: str) -> Path:

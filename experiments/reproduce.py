@@ -29,7 +29,8 @@ import fcntl
 import re
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from experiments.config import (
     StrictModel,
     format_validation_error,
 )
+from experiments.dense_control import DenseControl
 from experiments.files import read_yaml
 from experiments.metrics import read_metrics
 from experiments.records import (
@@ -73,6 +75,32 @@ GRIDS = Path(__file__).resolve().parent / "grids"
 """The shipped grids: tiny (tests), default (the main job on a 2-core CPU), paper, ablation."""
 
 
+class Budget(StrictModel):
+    """One budget of a grid's budget axis: the steps of each cell, and the seeds and method
+    entries run at it (default: the grid's)."""
+
+    steps: int = Field(ge=1, description="training steps of every cell of this budget")
+    seeds: list[int] | None = Field(None, description="default: the grid's seeds")
+    methods: list[str] | None = Field(None, description="labels; default: every entry")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_steps(cls, data: Any) -> Any:
+        """`400` is short for `{steps: 400}`."""
+        return {"steps": data} if isinstance(data, int) and not isinstance(data, bool) else data
+
+
+SCALED_SCHEDULE = ("start", "end", "every")
+SCALED_TRAINER = ("val_every_n_steps", "checkpoint_every_n_steps")
+"""What a budget scales with the steps: every schedule window (the grid's and a method
+entry's) and update interval, the validation and checkpoint cadence (`Grid.cell_raw`)."""
+
+
+def scaled_steps(value: int, factor: float, least: int) -> int:
+    """`value` steps at a budget `factor` times the grid's, rounded, and at least `least`."""
+    return max(least, round(value * factor))
+
+
 class GridSpec(StrictModel):
     """Methods × target sparsities × seeds on one corpus and model preset."""
 
@@ -99,6 +127,14 @@ class GridSpec(StrictModel):
     )
     sparsities: list[float]
     seeds: list[int] = Field(default_factory=lambda: [0])
+    budgets: list[Budget] | None = Field(
+        None,
+        description="the budget axis: cell steps (`400`, or `{steps: 1600, seeds: [0], "
+        "methods: [...]}`); each cell's schedule windows, update interval, validation and "
+        "checkpoint cadence scale from the prune section's max_steps to its budget (a tuned "
+        "window keeps its fraction of the budget), and each budget and seed gets a dense "
+        "control (experiments/dense_control.py). None: one budget, the prune section's",
+    )
     small_dense: bool = Field(
         False,
         description="Zhu & Gupta's control: at each sparsity a dense model with as many "
@@ -122,7 +158,30 @@ class GridSpec(StrictModel):
                     raise ValueError(f"methods.{label}.{section}: expected a mapping")
             if not isinstance(options.get(TUNED_BY, ""), str):
                 raise ValueError(f"methods.{label}.{TUNED_BY}: expected text (study and trial)")
+        for index, budget in enumerate(self.budgets or []):
+            unknown = sorted(set(budget.methods or []) - set(self.methods))
+            if unknown:
+                raise ValueError(f"budgets.{index}.methods: {unknown} are not entries of methods")
+        steps = [budget.steps for budget in self.budgets or []]
+        if len(set(steps)) < len(steps):
+            raise ValueError(f"budgets: a budget is named twice ({steps})")
+        if self.budgets is not None and DenseControl.name in self.methods:
+            raise ValueError(f"methods: {DenseControl.name!r} is the dense control's label")
+        if self.budgets is not None and self.small_dense:
+            raise ValueError(
+                "small_dense and budgets: the small-dense control has one budget (the dense "
+                "plus the prune steps); run it in a grid without a budget axis"
+            )
         return self
+
+    def budget_axis(self) -> list[tuple[int | None, list[int], list[str]]]:
+        """(steps, seeds, labels) per budget; one (None, ...) for a grid without the axis."""
+        if self.budgets is None:
+            return [(None, self.seeds, list(self.methods))]
+        return [
+            (budget.steps, budget.seeds or self.seeds, budget.methods or list(self.methods))
+            for budget in self.budgets
+        ]
 
     def variants(self) -> list[tuple[str, str, dict[str, Any]]]:
         """(label, method, options) per entry; the label names the cells and table rows."""
@@ -131,6 +190,16 @@ class GridSpec(StrictModel):
             rest = {key: value for key, value in options.items() if key != "method"}
             variants.append((label, options.get("method", label), rest))
         return variants
+
+
+@dataclass(frozen=True)
+class CellFacts:
+    """What a grid asks of one cell: its row label, method, target sparsity and budget."""
+
+    label: str
+    method: str
+    sparsity: float
+    budget: int | None = None
 
 
 def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -156,37 +225,74 @@ class Grid:
         self.dense_raw = {"name": f"{self.dense_owner}.dense", **dense}
         self.dense = self.validate(self.dense_raw, "dense")
         self.cells: list[tuple[Path, dict[str, Any]]] = []
-        self.facts: dict[Path, tuple[str, str, float]] = {}
-        """Each cell's (label, method, target sparsity); the control's method is its label."""
-        for label, method, options in spec.variants():
-            for sparsity in spec.sparsities:
-                for seed in spec.seeds:
-                    directory = self.root / cell_dir_name(label, sparsity, seed)
-                    self.facts[directory] = (label, method, sparsity)
-                    self.cells.append(
-                        (directory, self.cell_raw(label, method, options, sparsity, seed))
-                    )
+        self.facts: dict[Path, CellFacts] = {}
+        """What the grid asked of each cell; a control's method is its label."""
         self.controls: set[Path] = set()
+        """Cells trained from scratch (the small-dense control)."""
+        variants = spec.variants()
+        for budget, seeds, labels in spec.budget_axis():  # the shortest budgets run first
+            for label, method, options in variants:
+                if label not in labels:
+                    continue
+                for sparsity in spec.sparsities:
+                    for seed in seeds:
+                        directory = self.root / cell_dir_name(label, sparsity, seed, budget)
+                        self.facts[directory] = CellFacts(label, method, sparsity, budget)
+                        raw = self.cell_raw(label, method, options, sparsity, seed, budget)
+                        self.cells.append((directory, raw))
+            if budget is not None:
+                for seed in seeds:
+                    name = DenseControl.name
+                    directory = self.root / cell_dir_name(name, 0.0, seed, budget)
+                    self.facts[directory] = CellFacts(name, name, 0.0, budget)
+                    self.cells.append((directory, self.dense_control_raw(seed, budget)))
         if spec.small_dense:
             for sparsity in spec.sparsities:
                 for seed in spec.seeds:
                     directory = self.root / cell_dir_name(SmallDense.name, sparsity, seed)
-                    self.facts[directory] = (SmallDense.name, SmallDense.name, sparsity)
+                    self.facts[directory] = CellFacts(SmallDense.name, SmallDense.name, sparsity)
                     self.controls.add(directory)
                     self.cells.append((directory, self.small_dense_raw(sparsity, seed)))
         for directory, raw in self.cells:  # every cell is checked before any work
             self.validate({**raw, "init_from": None}, directory.name)
 
+    def pruning_raw(self, budget: int | None) -> dict[str, Any]:
+        """The dense config with the grid's prune section, its steps and cadence scaled to
+        `budget` (`SCALED_TRAINER`); as it is without a budget."""
+        raw = _merge(self.dense_raw, self.spec.prune)
+        if budget is not None:
+            trainer, factor = self.validate(raw, "prune").trainer, self.budget_factor(budget)
+            scaled = {key: scaled_steps(getattr(trainer, key), factor, 1) for key in SCALED_TRAINER}
+            raw = _merge(raw, {"trainer": {**scaled, "max_steps": budget}})
+        return raw
+
+    def budget_factor(self, budget: int | None) -> float:
+        """The budget's steps over the prune section's (1 without a budget)."""
+        if budget is None:
+            return 1.0
+        steps = self.validate(_merge(self.dense_raw, self.spec.prune), "prune").trainer.max_steps
+        return budget / steps
+
     def cell_raw(
-        self, label: str, method: str, options: dict[str, Any], sparsity: float, seed: int
+        self,
+        label: str,
+        method: str,
+        options: dict[str, Any],
+        sparsity: float,
+        seed: int,
+        budget: int | None = None,
     ) -> dict[str, Any]:
-        """The raw config of one cell (a sweep trial starts from it too), not yet checked."""
+        """The raw config of one cell (a sweep trial starts from it too), not yet checked; at a
+        `budget`, its schedule window and update interval scale with the steps."""
         options = {key: value for key, value in options.items() if key != TUNED_BY}
         schedule = {**self.spec.schedule.model_dump(), **options.pop("schedule", {})}
-        raw = _merge(self.dense_raw, self.spec.prune)
-        raw = _merge(raw, {"optim": options.pop("optim", {})})
+        if budget is not None:
+            factor = self.budget_factor(budget)
+            for key in SCALED_SCHEDULE:
+                schedule[key] = scaled_steps(schedule[key], factor, 1 if key == "every" else 0)
+        raw = _merge(self.pruning_raw(budget), {"optim": options.pop("optim", {})})
         raw.update(
-            name=f"{self.spec.name}.{cell_dir_name(label, sparsity, seed)}",
+            name=f"{self.spec.name}.{cell_dir_name(label, sparsity, seed, budget)}",
             seed=seed,
             pruning={
                 "method": method,
@@ -196,6 +302,19 @@ class Grid:
             },
         )
         raw["tracking"] = {**raw.get("tracking", {}), "group": self.spec.name, "job_type": label}
+        return raw
+
+    def dense_control_raw(self, seed: int, budget: int) -> dict[str, Any]:
+        """The dense control at `budget`: the dense weights trained on for the budget's steps
+        with the pruning runs' optimizer, learning rate and cadence, no pruning."""
+        raw = self.pruning_raw(budget)
+        label = cell_dir_name(DenseControl.name, 0.0, seed, budget)
+        raw.update(name=f"{self.spec.name}.{label}", seed=seed)
+        raw["tracking"] = {
+            **raw.get("tracking", {}),
+            "group": self.spec.name,
+            "job_type": DenseControl.name,
+        }
         return raw
 
     def small_dense_raw(self, sparsity: float, seed: int) -> dict[str, Any]:
@@ -225,9 +344,22 @@ class Grid:
         """runs/GRID/dense, or the folder of the grid named by `dense_from`."""
         return dense_dir(self.root.parent, self.dense_owner)
 
+    def cell_dirs(self, budgets: Collection[int] | None = None) -> list[Path]:
+        """The cells' folders in the grid's order; of `budgets` alone when given (a part of
+        a grid with a budget axis: `csp reproduce --budget N`)."""
+        if budgets is not None:
+            unknown = sorted(set(budgets) - {budget for budget, _, _ in self.spec.budget_axis()})
+            if unknown:
+                raise ConfigError(f"grid {self.spec.name}: no budget {unknown} in its budgets")
+        return [
+            directory
+            for directory, _ in self.cells
+            if budgets is None or self.facts[directory].budget in budgets
+        ]
+
     def cell_configs(self, dense_checkpoint: Path) -> Iterator[tuple[Path, ExperimentConfig]]:
-        """Every cell's config: pruning cells start from the dense weights, the control from
-        scratch."""
+        """Every cell's config: pruning cells and the dense control start from the dense
+        weights, the small-dense control from scratch."""
         for directory, raw in self.cells:
             start = None if directory in self.controls else str(dense_checkpoint)
             yield directory, self.validate({**raw, "init_from": start}, directory.name)
@@ -333,12 +465,19 @@ def start_grid(grid: Grid, log: Callable[[str], None] = print) -> RunResult:
     return train_dense(grid, log)
 
 
-def run_grid(grid: Grid, log: Callable[[str], None] = print) -> GridResults:
-    """Train what has not ended yet, one cell after another; return the summary
-    (`summarize_grid`). A cell that raises or diverges is recorded with its state and
-    reason; the other cells still run."""
+def run_grid(
+    grid: Grid, log: Callable[[str], None] = print, budgets: Collection[int] | None = None
+) -> GridResults:
+    """Train what has not ended yet (of `budgets` alone when given), one cell after another;
+    return the summary of the whole grid (`summarize_grid`). A cell that raises or diverges
+    is recorded with its state and reason; the other cells still run."""
+    chosen = set(grid.cell_dirs(budgets))  # an unknown budget fails before any work
     dense = start_grid(grid, log)
-    configs = list(grid.cell_configs(Path(dense.checkpoint)))
+    configs = [
+        (directory, config)
+        for directory, config in grid.cell_configs(Path(dense.checkpoint))
+        if directory in chosen
+    ]
     todo = sum(run_state(directory).result is None for directory, _ in configs)
     trained, spent = 0, 0.0
     for index, (directory, config) in enumerate(configs, start=1):
@@ -367,14 +506,15 @@ def summarize_grid(grid: Grid, dense: RunResult) -> GridResults:
     cells = []
     for directory, config in grid.cell_configs(Path(dense.checkpoint)):
         state = run_state(directory)
-        label, method, sparsity = grid.facts[directory]
+        facts = grid.facts[directory]
         cells.append(
             GridCell(
                 run_dir=str(directory),
-                label=label,  # the control's result names no method or target: the grid does
-                method=method,
-                target_sparsity=sparsity,
+                label=facts.label,  # a control's result names no method or target: the grid
+                method=facts.method,
+                target_sparsity=facts.sparsity,
                 seed=config.seed,
+                budget=facts.budget,
                 status=state.status,
                 reason=state.reason,
                 settled=fine_tuning_settling(directory, config),

@@ -22,7 +22,7 @@ import math
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,11 +66,13 @@ class GridStudy:
     study: optuna.Study
     storage_url: str
     storage: optuna.storages.BaseStorage
+    budgets: Collection[int] | None = None
+    """Run only the cells of these budgets (a part of a grid with a budget axis)."""
 
     @property
     def cells(self) -> dict[str, Path]:
-        """Cell name → folder, in the grid's order."""
-        return {directory.name: directory for directory, _ in self.grid.cells}
+        """Cell name → folder, in the grid's order (of the chosen budgets)."""
+        return {directory.name: directory for directory in self.grid.cell_dirs(self.budgets)}
 
     def trials(self, *states: TrialState) -> list[optuna.trial.FrozenTrial]:
         return self.study.get_trials(deepcopy=False, states=states or None)
@@ -243,11 +245,15 @@ def run_grid_study(
     storage_url: str,
     corpus: dict[str, Any] | None,
     log: Callable[[str], None] = print,
+    budgets: Collection[int] | None = None,
 ) -> GridResults:
     """`csp reproduce --workers K --storage URL`: the dense model (trained here if missing),
-    the study (created if missing, unfinished cells enqueued), K local workers until no cell
-    is waiting or running, then the grid's summary read from the run folders."""
+    the study (created if missing, unfinished cells enqueued: of `budgets` alone when
+    given), K local workers until no cell is waiting or running, then the grid's summary
+    read from the run folders."""
+    grid.cell_dirs(budgets)  # an unknown budget fails before any work
     grid_study = open_grid_study(grid, storage_url, corpus)  # a dead storage fails before work
+    grid_study.budgets = budgets
     dense = start_grid(grid, log)
     stale = grid_study.fail_stale()  # a worker fails those that are younger than a heartbeat
     if stale:

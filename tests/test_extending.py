@@ -24,8 +24,9 @@ from analysis import cell_columns, figures
 from analysis.cell_columns import mean_column
 from analysis.experiment import load_experiment
 from analysis.html_report import table_html
+from analysis.pairings import paired_comparison
 from analysis.table_formats import to_csv, to_latex, to_markdown
-from analysis.tables import main_table, paired_comparison
+from analysis.tables import main_table
 from cli import cli
 from experiments.config import ConfigError, ExperimentConfig
 from experiments.reproduce import load_grid, run_grid

@@ -92,14 +92,14 @@ def legacy_results(grid: Grid, dense: RunResult, path: Path) -> str:
     cells = []
     for directory, config in grid.cell_configs(Path(dense.checkpoint)):
         state = run_state(directory)
-        label, method, sparsity = grid.facts[directory]
+        facts = grid.facts[directory]
         cells.append(
             {
                 "run_dir": str(directory),
                 **(state.result.model_dump() if state.result is not None else {}),
-                "label": label,
-                "method": method,
-                "target_sparsity": sparsity,
+                "label": facts.label,
+                "method": facts.method,
+                "target_sparsity": facts.sparsity,
                 "seed": config.seed,
                 "status": state.status,
                 "reason": state.reason,

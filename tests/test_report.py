@@ -26,7 +26,8 @@ from analysis.breakdown import wer_by
 from analysis.experiment import load_experiment
 from analysis.figures import speedup_lines
 from analysis.significance import paired_bootstrap, pooled_system
-from analysis.tables import bootstrap_text, main_table, variant_names
+from analysis.tables import main_table, variant_names
+from analysis.verdicts import bootstrap_text
 from experiments.records import read_utterance_records
 from lightning_modules.pruning.saved import read_saved
 

@@ -49,7 +49,7 @@ class Role(StrEnum):
     BASELINE = "baseline"  # a published pruning method it is compared with
     FLOOR = "floor"  # what every method must beat
     PEER = "peer"  # a tool users already have, run as it ships
-    CONTROL = "control"  # no pruning: a dense model as small as the pruned one's non-zeros
+    CONTROL = "control"  # no pruning: a dense reference (small dense, dense trained on)
 
 
 FACTS = ("name", "title", "role", "citation", "color")
