@@ -16,7 +16,7 @@ from analysis.experiment import Experiment
 from analysis.pairings import Pairing, paired_comparison
 from analysis.significance import ALPHA
 from analysis.tables import Entry, Table, main_tables
-from analysis.verdicts import bootstrap_text
+from analysis.verdicts import bootstrap_text, verdict_word
 
 
 @dataclass
@@ -136,14 +136,6 @@ def budget_grids(curve: BudgetCurve) -> list[TextTable]:
     return grids
 
 
-def verdict_word(pairing: Pairing) -> str:
-    """wins, loses or ties (paired bootstrap, p < ALPHA)."""
-    result = pairing.bootstrap
-    if result is None or not result.significant:
-        return "ties"
-    return "wins" if result.difference < 0 else "loses"
-
-
 def verdict_rows(curve: BudgetCurve) -> dict[str, list[str]]:
     """Compared method → a cell per budget: `loses: +0.081 [+0.06, +0.10], p < 0.0001`."""
     names = list(
@@ -154,7 +146,7 @@ def verdict_rows(curve: BudgetCurve) -> dict[str, list[str]]:
         cells = []
         for budget in curve.budgets:
             pairing = next((p for p in curve.pairings[budget] if p.baseline == name), None)
-            if pairing is None or pairing.bootstrap is None:
+            if pairing is None or pairing.bootstrap is None:  # untested: say why
                 cells.append("—" if pairing is None else pairing.bootstrap_note or "—")
             else:
                 cells.append(f"{verdict_word(pairing)}: {bootstrap_text(pairing.bootstrap)}")

@@ -19,6 +19,17 @@ def bootstrap_text(result: Bootstrap) -> str:
     return f"{result.difference:+.3f} [{result.low:+.3f}, {result.high:+.3f}], {p}"
 
 
+def verdict_word(pairing: Pairing) -> str:
+    """`wins`, `loses` or `ties` by the paired bootstrap at p < ALPHA; `untested` without
+    one."""
+    result = pairing.bootstrap
+    if result is None:
+        return "untested"
+    if not result.significant:
+        return "ties"
+    return "wins" if result.difference < 0 else "loses"
+
+
 def _seed_verdict(pairing: Pairing) -> str:
     """The proposed method against a baseline, from the seed-by-seed differences."""
     at, system, baseline = pairing.at, pairing.system, pairing.baseline

@@ -1,19 +1,20 @@
 """Benchmark: the comparison as a function of budget (experiments/grids/budget.yaml).
 
-Runs the budget grid (CSP, GMP, SparseGPT and Wanda with their tuned entries, random at the
-longest budget, from the main job's dense model, at s = 0.9 with cells of 100, 400 and 1,600
-steps, and the dense control at each budget and seed) in parts, then writes
-benchmarks/results/budget_curve.json and the figure beside it (test WER against log steps and
-against training wall time). Per method × budget × seed: test WER with the configured
-decoding and greedy, realized sparsity from the saved weights, the settled flag, training
-wall time and the change against the dense control of the same budget; per budget the paired
-bootstrap of CSP against each method. Each part is timed and recorded with its command
-(`parts` in the record), and every part re-writes the record, so a session that ends between
-parts keeps what ended.
+Runs the budget grid (CSP, GMP, SparseGPT and Wanda with their tuned entries, from the main
+job's dense model, at s = 0.9 with cells of 100, 400 and 1,600 steps; the grid file says which
+methods and seeds each budget holds, and the dense control at each budget and seed) in parts,
+then writes benchmarks/results/budget_curve.json, the tables (budget_curve.md) and the figure
+(budget_curve.png: test WER against log steps and against training wall time). Per method ×
+budget × seed: test WER with the configured decoding and greedy, realized sparsity from the
+saved weights, the settled flag, training wall time and the change against the dense control of
+the same budget; per budget the paired bootstrap of CSP against each method. Each part is timed
+and recorded with its command (`parts`), and every part re-writes the record, so a session that
+ends between parts keeps what ended.
 
-    python benchmarks/budget_curve.py --budget 100 --budget 400   # part 1 (about 35 min here)
-    python benchmarks/budget_curve.py --budget 1600               # part 2 (about 50 min here)
+    python benchmarks/budget_curve.py --budget 100 --budget 400   # part 1
+    python benchmarks/budget_curve.py --budget 1600               # part 2
     python benchmarks/budget_curve.py                             # re-analyse, train nothing
+    python benchmarks/budget_curve.py --readme                    # the record into README.md
 
 The dense model is the main job's (`runs/default/dense`, trained there first if missing:
 training is deterministic, so a new machine gets the same weights).
@@ -37,12 +38,11 @@ from analysis.budget import (
     budget_grids,
     budget_records,
     ended_budgets,
-    verdict_word,
 )
 from analysis.detail_tables import grid_markdown
 from analysis.experiment import load_experiment
 from analysis.report import write_report
-from analysis.verdicts import bootstrap_text
+from analysis.verdicts import bootstrap_text, verdict_word
 from experiments.provenance import git_commit, machine
 from experiments.records import GridResults, read_grid_results, write_json
 from experiments.reproduce import grid_path, load_grid, start_grid, summarize_grid
@@ -85,7 +85,7 @@ def verdicts(curve: BudgetCurve) -> list[dict[str, Any]]:
                     "bootstrap_low": result.low if result else None,
                     "bootstrap_high": result.high if result else None,
                     "p": result.p if result else None,
-                    "verdict": verdict_word(pairing) if result else "untested",
+                    "verdict": verdict_word(pairing),
                     "text": bootstrap_text(result) if result else pairing.bootstrap_note,
                 }
             )
@@ -153,6 +153,60 @@ def run_part(grid: Any, budgets: list[int], workers: int, root: Path) -> dict[st
     }
 
 
+def readme_block(record: dict[str, Any]) -> str:
+    """The README's budget result: provenance, the figure, one sentence per budget on the
+    proposed method's verdicts, and the tables, exactly as the benchmark recorded them."""
+    parts = "; ".join(
+        f"budgets {', '.join(f'{b:,}' for b in part['budgets'])}: "
+        f"{part['wall_s'] / 60:.1f} minutes with {part['workers']} worker(s)"
+        for part in record["parts"]
+    )
+    lines = [
+        f"`python benchmarks/budget_curve.py` (the `budget` grid: from the main job's dense model, "
+        f"test WER {record['dense']['test_wer']:.3f}, greedy "
+        f"{record['dense']['test_wer_greedy']:.3f}), commit {record['commit']}, {record['date']}, "
+        f"on {record['machine']}, in parts ({parts}).",
+        "",
+        "![test WER against cell budget](benchmarks/results/budget_curve.png)",
+        "",
+    ]
+    for curve in record["curves"]:
+        lines += [f"- {sentence}" for sentence in budget_sentences(curve)]
+    lines.append("")
+    lines.append(TABLES.read_text(encoding="utf-8").replace("## ", "#### ").strip())
+    return "\n".join(lines) + "\n"
+
+
+def budget_sentences(curve: dict[str, Any]) -> list[str]:
+    """Per budget: against whom the proposed method wins, loses and ties (paired bootstrap)."""
+    sentences = []
+    for budget in curve["budgets"]:
+        here = [v for v in curve["verdicts"] if v["budget"] == budget]
+        if not here:
+            continue
+        system = here[0]["system"]
+        said = "; ".join(
+            f"{word} against {', '.join(v['compared_with'] for v in here if v['verdict'] == word)}"
+            for word in ("wins", "loses", "ties", "untested")
+            if any(v["verdict"] == word for v in here)
+        )
+        seeds = sorted({len(v["seeds"]) for v in here})
+        sentences.append(
+            f"**{budget:,} steps per cell**, s = {curve['target_sparsity']:g} "
+            f"({'/'.join(map(str, seeds))} seed(s)): {system} {said}."
+        )
+    return sentences
+
+
+def write_readme(record: dict[str, Any]) -> None:
+    readme = REPO / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    start, end = "<!-- budget-result -->\n", "<!-- /budget-result -->"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(head + start + readme_block(record) + end + tail, encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", default="budget")
@@ -161,7 +215,13 @@ def main() -> None:
         "--budget", type=int, action="append", default=[], help="a part: train these budgets"
     )
     parser.add_argument("--workers", type=int, default=2, help="cells trained at once")
+    parser.add_argument(
+        "--readme", action="store_true", help="only write the committed record into README.md"
+    )
     args = parser.parse_args()
+    if args.readme:
+        write_readme(json.loads(RESULT.read_text(encoding="utf-8")))
+        return
     os.environ.setdefault("WANDB_MODE", "offline")
     grid = load_grid(grid_path(args.grid), args.runs_dir.resolve())
     grid.cell_dirs(args.budget or None)  # an unknown budget fails before any work

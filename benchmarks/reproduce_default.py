@@ -52,7 +52,7 @@ from analysis.report import write_report
 from analysis.significance import ALPHA, paired_bootstrap, pooled_system
 from analysis.table_formats import to_markdown
 from analysis.tables import Table, main_table
-from analysis.verdicts import bootstrap_text
+from analysis.verdicts import bootstrap_text, verdict_word
 from experiments.files import read_yaml
 from experiments.provenance import machine
 from experiments.records import TEST_UTTERANCES, GridCell, write_json
@@ -142,17 +142,11 @@ def csp_verdicts(table: Table) -> list[dict[str, Any]]:
         if pairing.baseline is None:
             continue
         result = pairing.bootstrap
-        if result is None:
-            verdict = "untested"
-        elif not result.significant:
-            verdict = "ties"
-        else:
-            verdict = "wins" if result.difference < 0 else "loses"
         verdicts.append(
             {
                 "sparsity": pairing.sparsity,
                 "baseline": pairing.baseline,
-                "verdict": verdict,
+                "verdict": verdict_word(pairing),
                 "difference": None if result is None else result.difference,
                 "p": None if result is None else result.p,
                 "seeds": pairing.seeds,

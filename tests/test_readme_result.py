@@ -38,3 +38,28 @@ def test_the_readme_sentence_on_csp_counts_the_benchmarks_verdicts() -> None:
     for verdict in ("wins", "loses", "ties"):
         count = sum(v["verdict"] == verdict for v in record["csp_verdicts"])
         assert f"{verdict} {count}" in block
+
+
+BUDGET_RECORD = REPO / "benchmarks" / "results" / "budget_curve.json"
+
+
+def test_the_readme_budget_result_is_the_committed_benchmarks() -> None:
+    """The budget block: the benchmark's commit, date, figure and tables, and per budget the
+    proposed method's verdicts as the record counts them."""
+    record = json.loads(BUDGET_RECORD.read_text(encoding="utf-8"))
+    block = readme_block("budget-result")
+    assert f"commit {record['commit']}" in block and record["date"] in block
+    assert "budget_curve.png" in block and (REPO / record["figure"]).is_file()
+    tables = (REPO / record["tables_markdown"]).read_text(encoding="utf-8")
+    assert tables.replace("## ", "#### ").strip() in block
+    for curve in record["curves"]:
+        for budget in curve["budgets"]:
+            here = [v for v in curve["verdicts"] if v["budget"] == budget]
+            line = next(
+                (line for line in block.splitlines() if f"**{budget:,} steps per cell**" in line),
+                None,
+            )
+            assert (line is not None) == bool(here), budget
+            for verdict in here:
+                named = re.search(rf"{verdict['verdict']} against ([^;.]*)", line)
+                assert named and verdict["compared_with"] in named.group(1).split(", ")
