@@ -141,7 +141,9 @@ def run_part(grid: Any, budgets: list[int], workers: int, root: Path) -> dict[st
     started = time.perf_counter()
     start_grid(grid)  # the dense model: reused, or trained (deterministic) on a new machine
     dense_s = time.perf_counter() - started
-    run_grid_study(grid, workers, str(root / "budget.journal"), None, budgets=budgets)
+    # a study per part: a later part may add cells to the grid file (its study holds the grid)
+    journal = root / f"part-{'-'.join(map(str, budgets))}.journal"
+    run_grid_study(grid, workers, str(journal), None, budgets=budgets)
     return {
         "budgets": budgets,
         "command": " ".join(["python", "benchmarks/budget_curve.py", *sys.argv[1:]]),
