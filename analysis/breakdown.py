@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from analysis.experiment import Run
 from analysis.tables import Table
-from experiments.records import TEST_UTTERANCES, UtteranceRecord, read_utterance_records
+from experiments.records import TEST_UTTERANCES, GridCell, UtteranceRecord, read_utterance_records
 
 GROUPINGS: dict[str, tuple[str, ...]] = {
     "condition": ("augmentation",),  # clean (none) / noise / reverb / noise+reverb
@@ -67,7 +66,7 @@ def _group(record: UtteranceRecord, keys: tuple[str, ...]) -> str:
     return "/".join(CLEAN.get(value, value) for value in values)
 
 
-def _systems(tables: list[Table]) -> list[tuple[BreakdownColumn, list[Run]]]:
+def _systems(tables: list[Table]) -> list[tuple[BreakdownColumn, list[GridCell]]]:
     """Dense first, then each row at each sparsity (rows shown in two tables only once)."""
     dense = tables[0].dense.complete
     found = [(BreakdownColumn("Dense", 0.0, len(dense)), dense)]

@@ -25,10 +25,9 @@ from experiments.records import (
     GRID_RECORD,
     METRICS,
     PROVENANCE,
+    GridCell,
     GridResults,
     RecordError,
-    RunResult,
-    RunStatus,
     cell_dir_name,
     dense_dir,
     read_grid_results,
@@ -48,57 +47,19 @@ class ReportError(ValueError):
 
 
 @dataclass
-class Run:
-    """One training run of an experiment (the dense model or a cell) and what it recorded."""
-
-    directory: Path
-    label: str
-    method: str
-    target_sparsity: float
-    seed: int
-    budget: int | None = None
-    status: RunStatus = "not run"
-    reason: str | None = None
-    result: RunResult | None = None
-    config: dict[str, Any] | None = None
-    provenance: dict[str, Any] | None = None
-    metrics: list[dict[str, float]] = field(default_factory=list)
-    metrics_source: str | None = None
-
-    @property
-    def note(self) -> str:
-        """Status and reason: `unfinished: step 12/24`, `diverged: ...`, `not run`."""
-        return f"{self.status}: {self.reason}" if self.reason else self.status
-
-    @property
-    def last_sparsity(self) -> float | None:
-        """Realized sparsity of the saved weights if there are any, else the last logged."""
-        if self.result is not None and self.result.realized_sparsity is not None:
-            return self.result.realized_sparsity
-        logged = [row["pruning/sparsity"] for row in self.metrics if "pruning/sparsity" in row]
-        return logged[-1] if logged else None
-
-    def series(self, key: str) -> tuple[list[int], list[float]]:
-        """(steps, values) of one logged metric, in step order."""
-        rows = [(int(row["step"]), row[key]) for row in self.metrics if key in row]
-        rows.sort(key=lambda pair: pair[0])
-        return [step for step, _ in rows], [value for _, value in rows]
-
-
-@dataclass
 class Experiment:
     root: Path
     name: str
     variants: list[tuple[str, str, dict[str, Any]]]  # (label, method, options)
     sparsities: list[float]
     seeds: list[int]
-    dense: Run
-    cells: list[Run]
+    dense: GridCell
+    cells: list[GridCell]
     spec: dict[str, Any]
     budgets: list[int | None] = field(default_factory=lambda: [None])
     """Cell steps of a grid with a budget axis, shortest first; [None] without one."""
 
-    def at_budget(self, budget: int | None) -> list[Run]:
+    def at_budget(self, budget: int | None) -> list[GridCell]:
         """The cells of one budget."""
         return [run for run in self.cells if run.budget == budget]
 
@@ -121,7 +82,7 @@ def _wandb_history(directory: Path) -> list[dict[str, float]] | None:
     return rows
 
 
-def load_run(run: Run, pruned: bool = True) -> Run:
+def load_run(run: GridCell, pruned: bool = True) -> GridCell:
     """Fill in what the run's folder recorded, and its state (`experiments.records`)."""
     directory = run.directory
     try:
@@ -213,16 +174,23 @@ def load_experiment(root: str | Path) -> Experiment:
     dense_seed = (raw.get("dense") or {}).get("seed", 0)
     shared = raw.get("dense_from")  # the grid whose dense model this one shares
     dense_folder = dense_dir(root.parent, shared or root.name)
-    dense = load_run(Run(dense_folder, "dense", "dense", 0.0, dense_seed), pruned=False)
+    dense = GridCell(
+        run_dir=str(dense_folder),
+        label="dense",
+        method="dense",
+        target_sparsity=0.0,
+        seed=dense_seed,
+    )
+    dense = load_run(dense, pruned=False)
     runs = [
         load_run(
-            Run(
-                root / cell_dir_name(label, sparsity, seed, budget),
-                label,
-                method,
-                sparsity,
-                seed,
-                budget,
+            GridCell(
+                run_dir=str(root / cell_dir_name(label, sparsity, seed, budget)),
+                label=label,
+                method=method,
+                target_sparsity=sparsity,
+                seed=seed,
+                budget=budget,
             ),
             pruned=method not in CONTROLS,
         )

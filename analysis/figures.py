@@ -22,9 +22,10 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from analysis.breakdown import Breakdown, hurt_most  # noqa: E402
 from analysis.budget import BudgetCurve  # noqa: E402
-from analysis.experiment import Experiment, Run  # noqa: E402
+from analysis.experiment import Experiment  # noqa: E402
 from analysis.mask_overlap import Overlap  # noqa: E402
 from analysis.tables import Entry, Table, role  # noqa: E402
+from experiments.records import GridCell  # noqa: E402
 from lightning_modules.pruning.registry import Role, registered  # noqa: E402
 
 
@@ -148,12 +149,14 @@ def speedup_vs_sparsity(table: Table) -> Figure | None:
     return figure
 
 
-def proposed(run: Run) -> bool:
+def proposed(run: GridCell) -> bool:
     """Whether the run is of the proposed method itself (drawn on top, thicker)."""
     return run.label == run.method and role(run.method) == Role.PROPOSED
 
 
-def _by_sparsity(experiment: Experiment, runs: list[Run]) -> list[tuple[float, list[Run]]]:
+def _by_sparsity(
+    experiment: Experiment, runs: list[GridCell]
+) -> list[tuple[float, list[GridCell]]]:
     return [
         (sparsity, [run for run in runs if run.target_sparsity == sparsity])
         for sparsity in experiment.sparsities
@@ -237,7 +240,7 @@ def compression_error(experiment: Experiment, label: str = "csp") -> Figure | No
     return figure
 
 
-def _keys(run: Run) -> set[str]:
+def _keys(run: GridCell) -> set[str]:
     return {key for row in run.metrics for key in row}
 
 

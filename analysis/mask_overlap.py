@@ -17,9 +17,9 @@ from itertools import combinations
 
 import torch
 
-from analysis.experiment import ReportError, Run
+from analysis.experiment import ReportError
 from analysis.tables import Row, Table, role
-from experiments.records import PACKED
+from experiments.records import PACKED, GridCell
 from lightning_modules.pruning.registry import Role
 from lightning_modules.pruning.saved import SavedFileError, read_saved
 
@@ -53,7 +53,7 @@ class Overlap:
         return sorted(self.union)
 
 
-def kept(run: Run) -> dict[str, torch.Tensor]:
+def kept(run: GridCell) -> dict[str, torch.Tensor]:
     """Prunable tensor → its kept (non-zero) weights, from the run's saved weights."""
     try:
         saved = read_saved(run.directory / PACKED)

@@ -13,10 +13,9 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from analysis.experiment import Run
 from analysis.significance import Bootstrap, paired_bootstrap, pooled_system
 from analysis.tables import Row, Table, role
-from experiments.records import TEST_UTTERANCES
+from experiments.records import TEST_UTTERANCES, GridCell
 from lightning_modules.pruning.registry import Role
 
 PAIRED_ROLES = (Role.BASELINE, Role.FLOOR, Role.PEER)
@@ -55,7 +54,7 @@ class Pairing:
 
 
 def bootstrap_runs(
-    system: str, runs: list[Run], baseline: str, base_runs: list[Run]
+    system: str, runs: list[GridCell], baseline: str, base_runs: list[GridCell]
 ) -> tuple[Bootstrap | None, str]:
     """The paired bootstrap of two systems' seeds, or why there is none."""
     paths = [run.directory / TEST_UTTERANCES for run in [*runs, *base_runs]]

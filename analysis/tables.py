@@ -13,8 +13,9 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from analysis.experiment import Experiment, Run
+from analysis.experiment import Experiment
 from experiments.dense_control import DenseControl
+from experiments.records import GridCell
 from experiments.reproduce import TUNED_BY
 from lightning_modules.pruning.registry import Role, ordered, registered
 
@@ -82,12 +83,12 @@ def _mean(values: list[float]) -> float | None:
 class Entry:
     """One method at one target sparsity, over its seeds."""
 
-    runs: list[Run]
+    runs: list[GridCell]
     dense_wer: float | None
     best: bool = False
 
     @property
-    def complete(self) -> list[Run]:
+    def complete(self) -> list[GridCell]:
         return [run for run in self.runs if run.status == "complete"]
 
     def values(self, key: str) -> list[float]:
@@ -116,7 +117,7 @@ class Entry:
         return _mean(self.values(key))
 
     @property
-    def problems(self) -> list[Run]:
+    def problems(self) -> list[GridCell]:
         return [run for run in self.runs if run.status != "complete"]
 
     def missing_text(self) -> str:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -121,18 +120,20 @@ class RunResult(BaseModel):
         return self.method is not None
 
 
-@dataclass
-class RunState:
-    """Where a run stands, why (for anything but complete), and its result if it ended."""
+class RunState(BaseModel):
+    """Where a run stands, why (for anything but complete), and its result if it ended: what
+    `run_state` reads from any run folder (a dense model, a sweep trial, a cell)."""
 
-    status: RunStatus
+    model_config = ConfigDict(extra="forbid")
+
+    status: RunStatus | None = "not run"
     reason: str | None = None
     result: RunResult | None = None
 
     @property
     def note(self) -> str:
         """`unfinished: step 12/24`, `diverged: train_loss nan at step 3`, `not run`."""
-        return f"{self.status}: {self.reason}" if self.reason else self.status
+        return f"{self.status}: {self.reason}" if self.reason else str(self.status)
 
 
 class GridDense(RunResult):
@@ -143,15 +144,22 @@ class GridDense(RunResult):
 
 SHARED_WITH_RESULT = ("status", "reason", "seed", "method", "target_sparsity")
 """A cell's fields that its result holds too: in results.json, the cell's value stands."""
+CELL_FIELDS = (
+    "label", "method", "target_sparsity", "seed", "budget", "status", "reason", "settled",
+)  # fmt: skip
+"""A cell's own fields as results.json writes them, after its folder and its result's."""
 
 
-class GridCell(BaseModel):
-    """One cell of results.json: its folder, what the grid asked of it, its state and, once it
-    ended, its result. The file holds a cell flat, the result's fields beside the cell's,
-    and the cell's value stands where both hold one (`SHARED_WITH_RESULT`): the small-dense
-    control's result names no method or target, the grid does."""
+class GridCell(RunState):
+    """The one record of a cell (a run of a grid, the grid's dense model among them in a
+    report): its folder, what the grid asked of it, its state (`RunState`) and, once it ended,
+    its result; `summarize_grid` writes it to results.json and a report reads it back with
+    what the folder recorded beside it (config, provenance, metrics: never written to
+    results.json).
 
-    model_config = ConfigDict(extra="forbid")
+    results.json holds a cell flat, the result's fields beside the cell's, and the cell's value
+    stands where both hold one (`SHARED_WITH_RESULT`): the small-dense control's result names
+    no method or target, the grid does."""
 
     run_dir: str
     label: str
@@ -164,7 +172,6 @@ class GridCell(BaseModel):
     status: RunStatus | None = Field(
         None, description="None: written before cells recorded their state (all had ended)"
     )
-    reason: str | None = None
     settled: dict[str, Any] | None = Field(
         None,
         description="whether fine-tuning settled (`experiments.reproduce.fine_tuning_settling`)",
@@ -172,6 +179,30 @@ class GridCell(BaseModel):
     result: RunResult | None = Field(
         None, description="read back from results.json, its shared fields are the cell's"
     )
+    config: dict[str, Any] | None = Field(None, exclude=True)
+    provenance: dict[str, Any] | None = Field(None, exclude=True)
+    metrics: list[dict[str, float]] = Field(default_factory=list, exclude=True)
+    metrics_source: str | None = Field(
+        None, exclude=True, description="metrics.jsonl, or the history of its offline W&B run"
+    )
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.run_dir)
+
+    @property
+    def last_sparsity(self) -> float | None:
+        """Realized sparsity of the saved weights if there are any, else the last logged."""
+        if self.result is not None and self.result.realized_sparsity is not None:
+            return self.result.realized_sparsity
+        logged = [row["pruning/sparsity"] for row in self.metrics if "pruning/sparsity" in row]
+        return logged[-1] if logged else None
+
+    def series(self, key: str) -> tuple[list[int], list[float]]:
+        """(steps, values) of one logged metric, in step order."""
+        rows = [(int(row["step"]), row[key]) for row in self.metrics if key in row]
+        rows.sort(key=lambda pair: pair[0])
+        return [step for step, _ in rows], [value for _, value in rows]
 
     @model_validator(mode="wrap")
     @classmethod
@@ -199,8 +230,8 @@ class GridCell(BaseModel):
         data = handler(self)
         if data["budget"] is None:  # a grid without the budget axis reads as before it
             del data["budget"]
-        result = data.pop("result") or {}
-        return {"run_dir": data.pop("run_dir"), **result, **data}
+        own = {key: data[key] for key in CELL_FIELDS if key in data}
+        return {"run_dir": data["run_dir"], **(data["result"] or {}), **own}
 
 
 class GridResults(BaseModel):
@@ -275,7 +306,7 @@ def ended_status(result: RunResult, metrics: list[dict[str, float]]) -> RunState
     reason = divergence(metrics)
     if reason is None and result.test_wer is not None and not math.isfinite(result.test_wer):
         reason = "test WER is not a number"
-    return RunState("diverged" if reason else "complete", reason, result)
+    return RunState(status="diverged" if reason else "complete", reason=reason, result=result)
 
 
 def write_result(run_dir: Path, result: RunResult) -> RunResult:
@@ -340,7 +371,7 @@ def run_state(run_dir: Path, metrics: list[dict[str, float]] | None = None) -> R
     if result is not None:
         return ended_status(result, metrics)
     if (run_dir / FAILED).is_file():
-        return RunState("failed", read_json(run_dir / FAILED).get("reason", "?"))
+        return RunState(status="failed", reason=read_json(run_dir / FAILED).get("reason", "?"))
     if run_dir.is_dir():
         steps = [row["step"] for row in metrics]
         total = "?"
@@ -349,8 +380,8 @@ def run_state(run_dir: Path, metrics: list[dict[str, float]] | None = None) -> R
                 total = read_yaml(run_dir / CONFIG).get("trainer", {}).get("max_steps", "?")
             except ConfigError as error:
                 raise RecordError(str(error)) from None
-        return RunState("unfinished", f"step {max(steps) if steps else 0}/{total}")
-    return RunState("not run")
+        return RunState(status="unfinished", reason=f"step {max(steps) if steps else 0}/{total}")
+    return RunState(status="not run")
 
 
 def record_failure(run_dir: Path, reason: str, traceback: str) -> None:
