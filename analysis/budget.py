@@ -17,6 +17,7 @@ from analysis.pairings import Pairing, paired_comparison
 from analysis.significance import ALPHA
 from analysis.tables import Entry, Table, main_tables
 from analysis.verdicts import bootstrap_text, verdict_word
+from experiments.dense_control import DenseControl
 
 
 @dataclass
@@ -49,7 +50,7 @@ def budget_curves(experiment: Experiment) -> list[BudgetCurve]:
     pairings = {table.budget: paired_comparison(table) for table in tables}
     curves = []
     for sparsity in experiment.sparsities:
-        control = BudgetLine(tables[0].dense_name.split(" (")[0], tables[0].dense_label)
+        control = BudgetLine(DenseControl.title, DenseControl.name)
         lines: dict[str, BudgetLine] = {}
         for table in tables:
             control.points[table.budget] = table.dense

@@ -193,10 +193,14 @@ def budget_note(budget: int | None) -> str:
 def _rows(
     experiment: Experiment, labels: list[tuple[str, str, dict]], dense_wer, budget: int | None
 ) -> list[Row]:
+    """A row per entry of `labels`; at a budget, only the entries that budget runs."""
     rows = []
     names = variant_names(experiment.variants)
     cells = experiment.at_budget(budget)
+    here = {run.label for run in cells}
     for label, method, _ in labels:
+        if budget is not None and label not in here:
+            continue
         entries = {
             sparsity: Entry(
                 [r for r in cells if r.label == label and r.target_sparsity == sparsity],

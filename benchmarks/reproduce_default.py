@@ -40,6 +40,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -400,6 +401,8 @@ def main() -> None:
         "date": stamp,
         "machine": machine(),
         "workers": args.workers,
+        "command": " ".join(["python", "benchmarks/reproduce_default.py", *sys.argv[1:]]),
+        "as_csp": f"csp reproduce --grid {args.grid} --workers {args.workers}",
         "wall_s": wall_s,
         "phases": phases,  # seconds of rendering, dense training and cells, where split
         "settings": grid.spec.methods,  # each method's entry: tuned values and their trial
