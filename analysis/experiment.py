@@ -150,14 +150,14 @@ def load_experiment(root: str | Path) -> Experiment:
             (label, method, sparsity, seed, budget)
             for budget, budget_seeds, labels in axis
             for label, method, _ in variants
-            if label in labels or label == SmallDense.name
+            if label != DenseControl.name and (label in labels or label == SmallDense.name)
             for sparsity in sparsities
             for seed in sorted(budget_seeds)
         ]
         cells += [
             (DenseControl.name, DenseControl.name, 0.0, seed, budget)
-            for budget, budget_seeds, _ in axis
-            if budget is not None
+            for budget, budget_seeds, labels in axis
+            if DenseControl.name in labels
             for seed in sorted(budget_seeds)
         ]
     else:  # written before grid.yaml existed: the cells results.json lists

@@ -82,6 +82,11 @@ class Budget(StrictModel):
     steps: int = Field(ge=1, description="training steps of every cell of this budget")
     seeds: list[int] | None = Field(None, description="default: the grid's seeds")
     methods: list[str] | None = Field(None, description="labels; default: every entry")
+    control: bool = Field(
+        True,
+        description="train the dense control at this budget (experiments/dense_control.py); "
+        "without it, the budget's relative changes have no reference",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -175,11 +180,16 @@ class GridSpec(StrictModel):
         return self
 
     def budget_axis(self) -> list[tuple[int | None, list[int], list[str]]]:
-        """(steps, seeds, labels) per budget; one (None, ...) for a grid without the axis."""
+        """(steps, seeds, labels) per budget; one (None, ...) for a grid without the axis.
+        The dense control is among a budget's labels where it runs."""
         if self.budgets is None:
             return [(None, self.seeds, list(self.methods))]
         return [
-            (budget.steps, budget.seeds or self.seeds, budget.methods or list(self.methods))
+            (
+                budget.steps,
+                budget.seeds or self.seeds,
+                [*(budget.methods or self.methods), *([DenseControl.name] * budget.control)],
+            )
             for budget in self.budgets
         ]
 
@@ -240,7 +250,7 @@ class Grid:
                         self.facts[directory] = CellFacts(label, method, sparsity, budget)
                         raw = self.cell_raw(label, method, options, sparsity, seed, budget)
                         self.cells.append((directory, raw))
-            if budget is not None:
+            if DenseControl.name in labels:
                 for seed in seeds:
                     name = DenseControl.name
                     directory = self.root / cell_dir_name(name, 0.0, seed, budget)

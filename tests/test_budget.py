@@ -77,6 +77,9 @@ def test_a_budget_may_run_its_own_seeds_and_methods(tmp_path: Path) -> None:
         "gmp-s0.5-seed0-b48",
         "dense_control-s0-seed0-b48",
     ]
+    raw["budgets"][1]["control"] = False  # a budget may leave its control out
+    path.write_text(yaml.safe_dump(raw))
+    assert [d.name for d in load_grid(path, tmp_path).cell_dirs([48])] == ["gmp-s0.5-seed0-b48"]
     assert len(grid.cell_dirs([12])) == 2 * 2 + 2  # two methods and the control, two seeds
     with pytest.raises(ConfigError, match=r"no budget \[100\]"):
         grid.cell_dirs([100])
