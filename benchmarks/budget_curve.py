@@ -157,7 +157,7 @@ def run_part(grid: Any, budgets: list[int], workers: int, root: Path) -> dict[st
 
 def readme_block(record: dict[str, Any]) -> str:
     """The README's budget result: provenance, the figure, one sentence per budget on the
-    proposed method's verdicts, and the tables, exactly as the benchmark recorded them."""
+    proposed method's verdicts and a link to the tables, as the benchmark recorded them."""
     parts = "; ".join(
         f"budgets {', '.join(f'{b:,}' for b in part['budgets'])}: "
         f"{part['wall_s'] / 60:.1f} minutes with {part['workers']} worker(s)"
@@ -174,8 +174,8 @@ def readme_block(record: dict[str, Any]) -> str:
     ]
     for curve in record["curves"]:
         lines += [f"- {sentence}" for sentence in budget_sentences(curve)]
-    lines.append("")
-    lines.append(TABLES.read_text(encoding="utf-8").replace("## ", "#### ").strip())
+    lines += ["", f"Every number, the control and the bootstrap intervals: [{TABLES.name}]"
+              f"({TABLES.relative_to(REPO)})."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
