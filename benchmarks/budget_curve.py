@@ -43,6 +43,7 @@ from analysis.detail_tables import grid_markdown
 from analysis.experiment import load_experiment
 from analysis.report import write_report
 from analysis.verdicts import bootstrap_text, verdict_word
+from experiments.files import replace_marked_block
 from experiments.provenance import git_commit, machine
 from experiments.records import GridResults, read_grid_results, write_json
 from experiments.reproduce import grid_path, load_grid, start_grid, summarize_grid
@@ -201,12 +202,7 @@ def budget_sentences(curve: dict[str, Any]) -> list[str]:
 
 
 def write_readme(record: dict[str, Any]) -> None:
-    readme = REPO / "README.md"
-    text = readme.read_text(encoding="utf-8")
-    start, end = "<!-- budget-result -->\n", "<!-- /budget-result -->"
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(head + start + readme_block(record) + end + tail, encoding="utf-8")
+    replace_marked_block(REPO / "README.md", "budget-result", readme_block(record))
 
 
 def main() -> None:

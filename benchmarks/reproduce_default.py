@@ -54,7 +54,7 @@ from analysis.significance import ALPHA, paired_bootstrap, pooled_system
 from analysis.table_formats import to_markdown
 from analysis.tables import Table, main_table
 from analysis.verdicts import bootstrap_text, verdict_word
-from experiments.files import read_yaml
+from experiments.files import read_yaml, replace_marked_block
 from experiments.provenance import machine
 from experiments.records import TEST_UTTERANCES, GridCell, write_json
 from experiments.reproduce import grid_path, load_grid, run_grid, start_grid
@@ -293,12 +293,7 @@ def readme_block(record: dict[str, Any]) -> str:
 
 
 def write_readme(record: dict[str, Any]) -> None:
-    readme = REPO / "README.md"
-    text = readme.read_text(encoding="utf-8")
-    start, end = "<!-- main-result -->\n", "<!-- /main-result -->"
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(head + start + readme_block(record) + end + tail, encoding="utf-8")
+    replace_marked_block(REPO / "README.md", "main-result", readme_block(record))
 
 
 def prepare(grid: Any, corpus: dict[str, Any], commit: str) -> dict[str, Any]:

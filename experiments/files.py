@@ -31,3 +31,15 @@ def read_yaml(path: str | Path, what: str = "file") -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     return raw
+
+
+def replace_marked_block(path: Path, name: str, block: str) -> None:
+    """Write `block` between the lines `<!-- NAME -->` and `<!-- /NAME -->` of a Markdown file
+    (a benchmark's record in the README); a file without both markers is an error naming it."""
+    text = path.read_text(encoding="utf-8")
+    start, end = f"<!-- {name} -->\n", f"<!-- /{name} -->"
+    if start not in text or end not in text:
+        raise ConfigError(f"{path}: no <!-- {name} --> ... <!-- /{name} --> block to write into")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(head + start + block + end + tail, encoding="utf-8")
