@@ -139,7 +139,7 @@ def curve_record(curve: BudgetCurve, settled: dict[str, bool | None]) -> dict[st
 
 def run_part(grid: Any, budgets: list[int], workers: int, root: Path) -> dict[str, Any]:
     """Train the cells of `budgets` (the dense model first if missing), timed."""
-    started = time.perf_counter()
+    started, commit = time.perf_counter(), git_commit()  # the code the cells run
     start_grid(grid)  # the dense model: reused, or trained (deterministic) on a new machine
     dense_s = time.perf_counter() - started
     # a study per part: a later part may add cells to the grid file (its study holds the grid)
@@ -151,7 +151,7 @@ def run_part(grid: Any, budgets: list[int], workers: int, root: Path) -> dict[st
         "workers": workers,
         "wall_s": time.perf_counter() - started,
         "dense_s": dense_s,
-        "commit": git_commit(),
+        "commit": commit,
         "ended": datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ"),
     }
 

@@ -4,6 +4,8 @@ Usage:
 
     csp bench runs/default/gmp-s0.9-seed0/checkpoints/last.ckpt --corpus data/small
               [--split test] [--batch 1,16] [--threads N] [--utterances 32] [--out FILE]
+    csp bench my-model.packed --model-factory my_models:tagger --input-shape 8,100,80
+              [--threads N] [--repeats 3] [--format auto|csr|bsr] [--out FILE]
 """
 
 from __future__ import annotations
@@ -20,6 +22,18 @@ FORMATS = ("csr", "bsr")
 """Formats a user may force on the CPU (`lightning_modules.runtime.formats`)."""
 
 
+def _shape(context: click.Context, parameter: click.Parameter, value: str | None) -> list[int]:
+    if value is None:
+        return []
+    try:
+        sizes = [int(part) for part in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: write a shape like 8,100,80") from None
+    if min(sizes) < 1:
+        raise click.BadParameter(f"{value!r}: sizes must be positive")
+    return sizes
+
+
 def _batch_sizes(context: click.Context, parameter: click.Parameter, value: str) -> list[int]:
     try:
         sizes = [int(part) for part in value.split(",")]
@@ -32,7 +46,7 @@ def _batch_sizes(context: click.Context, parameter: click.Parameter, value: str)
 
 @click.command("bench", short_help="Decoding latency of the sparse runtime against dense.")
 @click.argument("model", type=click.Path(path_type=Path))
-@corpus_option("the corpus whose first utterances (by id) are decoded", required=True)
+@corpus_option("the corpus whose first utterances (by id) are decoded (a recognizer)")
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option(
     "--batch", "batches", default="1,16", show_default=True, callback=_batch_sizes,
@@ -50,6 +64,14 @@ def _batch_sizes(context: click.Context, parameter: click.Parameter, value: str)
     "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
     help="write the full measurement as JSON",
 )  # fmt: skip
+@click.option(
+    "--model-factory", default=None, metavar="MODULE:FUNCTION",
+    help="another model: the function that builds it (its weights come from MODEL)",
+)  # fmt: skip
+@click.option(
+    "--input-shape", "input_shape", default=None, callback=_shape, metavar="N,N,...",
+    help="with --model-factory: the shape of the random float32 input it is measured on",
+)  # fmt: skip
 def bench(
     model: Path,
     corpus: Path,
@@ -60,19 +82,34 @@ def bench(
     repeats: int,
     format_: str,
     out: Path | None,
+    model_factory: str | None,
+    input_shape: list[int],
 ) -> None:
     """Greedy decoding of MODEL's sparse runtime and of the dense model on the same utterances:
     latency, real-time factor, speed-up, weights read per second of audio, memory.
 
     The runtime is built per batch size: every Linear and LSTM on the decoding path runs in
     the format (dense, CSR, BSR for block patterns) that measured fastest on its own calls.
+
+    Another model (a file without our recognizer's hyper-parameters): --model-factory
+    builds it and --input-shape gives its input; its Linears are measured the same way and
+    every prunable tensor that stays dense is listed with the reason.
     """
+    if model_factory is not None or input_shape:
+        if model_factory is None or not input_shape:
+            raise click.UsageError("--model-factory and --input-shape go together")
+        if corpus is not None:
+            raise click.UsageError(
+                "--corpus is for a recognizer; --model-factory measures on --input-shape"
+            )
+        _bench_any_model(model, model_factory, input_shape, threads, repeats, format_, out)
+        return
+    if corpus is None:
+        raise click.UsageError("Missing option '--corpus' (or --model-factory for another model)")
     from experiments.bench import bench as run_bench
 
     record = run_bench(model, corpus, split, batches, threads, utterances, repeats, format_)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    _write(out, record)
     click.echo(
         f"{record['utterances']} utterances, {record['audio_s']:.1f} s of audio, "
         f"{record['threads']} threads, pattern {record['pattern']}"
@@ -87,3 +124,26 @@ def bench(
             f"{'yes' if row['transcripts_equal'] else 'NO'}"
             + ("  (the sparse runtime is the dense one)" if row["sparse_runs_dense"] else "")
         )
+
+
+def _write(out: Path | None, record: dict) -> None:
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def _bench_any_model(
+    model: Path,
+    factory: str,
+    input_shape: list[int],
+    threads: int | None,
+    repeats: int,
+    format_: str,
+    out: Path | None,
+) -> None:
+    from experiments.bench import bench_any_model
+
+    report = bench_any_model(model, factory, input_shape, threads, repeats, format_)
+    record = {"model": str(model), "factory": factory, "input_shape": input_shape}
+    _write(out, record | report.as_dict())
+    click.echo(report.summary())

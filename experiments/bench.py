@@ -27,13 +27,20 @@ seconds, `transcripts_equal` (all three, token for token), both runtimes' per-la
 and `sparse_runs_dense` when the sparse runtime chose what the dense one did (or fell back to
 it): its speed-up is then 1 by construction, and the measured one shows the timing noise.
 Features are computed once, outside the timing.
+
+A file without our recognizer's hyper-parameters is another model: `bench_any_model` builds
+it with the user's factory and measures it on a random input of the given shape
+(`lightning_modules.runtime.any_model`, its Linears only).
 """
 
 from __future__ import annotations
 
 import gc
+import importlib
 import math
+import os
 import statistics
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,13 +49,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from experiments.evaluate import load_saved_model, read_corpus_section, read_split
+from experiments.evaluate import read_corpus_section, read_split
 from experiments.files import ConfigError
 from lightning_modules.asr.decoding import greedy_decode
+from lightning_modules.asr.loading import ModelFileError, load_recognizer
 from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.data.datamodule import SpeechDataset
 from lightning_modules.data.manifest import Utterance
+from lightning_modules.pruning.saved import SavedFileError
 from lightning_modules.pruning.sparsity_patterns import SparsityPattern, parse_pattern
+from lightning_modules.runtime.any_model import SpeedReport, measure_saved
 from lightning_modules.runtime.convert import build_runtime, build_runtimes
 from lightning_modules.runtime.layers import SparseLinear, SparseLSTM, SparseLSTMTranscriber
 
@@ -218,10 +228,65 @@ def measure(
     return result
 
 
+ANY_MODEL_HINT = (
+    "To measure another model, give its code: csp bench FILE --model-factory MODULE:FUNCTION "
+    "--input-shape 1,128, or in Python lightning_modules.runtime.measure_speed "
+    "(docs/runtime.md, Any model)"
+)
+
+
 def load_for_bench(model_path: str | Path) -> tuple[RNNTSpeechRecognizer, SparsityPattern]:
-    """The saved model (eval mode) and the pattern it records, refused if the pattern breaks."""
-    model, saved = load_saved_model(model_path)
+    """The saved model (eval mode) and the pattern it records, refused if the pattern breaks;
+    a file of another model is refused with the way to measure it."""
+    try:
+        model, saved = load_recognizer(model_path)
+    except ModelFileError as error:
+        raise ConfigError(f"{error}. {ANY_MODEL_HINT}") from None
+    except SavedFileError as error:
+        raise ConfigError(str(error)) from None
     return model, parse_pattern(saved.pattern)
+
+
+def model_from_factory(spec: str) -> nn.Module:
+    """The model `module:function` returns when called without arguments; modules in the
+    working directory import too, as they do for `python -m`."""
+    module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name:
+        raise ConfigError(f"--model-factory {spec!r}: write it as MODULE:FUNCTION")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        factory = getattr(importlib.import_module(module_name), function_name, None)
+    except ImportError as error:
+        raise ConfigError(
+            f"--model-factory {spec}: cannot import {module_name} ({error})"
+        ) from None
+    if not callable(factory):
+        raise ConfigError(f"--model-factory {spec}: {module_name} has no function {function_name}")
+    model = factory()
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"--model-factory {spec} returned a {type(model).__name__}, not a Module")
+    return model
+
+
+def bench_any_model(
+    model_path: str | Path,
+    factory: str,
+    input_shape: Sequence[int],
+    threads: int | None = None,
+    repeats: int = 3,
+    format: str = "auto",
+) -> SpeedReport:
+    """`csp bench FILE --model-factory`: the factory's model with the file's weights, dense
+    against its sparse Linears, on one standard-normal float32 input of `input_shape`."""
+    model = model_from_factory(factory)
+    inputs = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
+    try:
+        return measure_saved(
+            model_path, model, inputs, formats=format, repeats=repeats, threads=threads
+        )
+    except SavedFileError as error:
+        raise ConfigError(str(error)) from None
 
 
 def decoding_speedup(model_path: str | Path, utterances: Sequence[Utterance]) -> float:

@@ -182,12 +182,6 @@ class PruningSection(StrictModel):
 
     @model_validator(mode="after")
     def _constructible(self) -> PruningSection:
-        cap = parse_pattern(self.pattern).density_cap
-        if self.sparsity < 1 - cap:
-            raise ValueError(
-                f"pattern {self.pattern} keeps at most {cap:.0%} of each tensor: sparsity "
-                f"{self.sparsity} must be at least {1 - cap:g}"
-            )
         schema = option_schema(METHODS[self.method])
         unknown = sorted(set(self.options) - set(schema.model_fields))
         if unknown:
@@ -206,7 +200,12 @@ class PruningSection(StrictModel):
         options = option_schema(METHODS[self.method]).model_validate(self.options)
         schedule = SparsitySchedule(final=self.sparsity, **self.schedule.model_dump())
         return METHODS[self.method](
-            schedule, self.include, self.exclude, seed, pattern=self.pattern, **dict(options)
+            schedule,
+            include=self.include,
+            exclude=self.exclude,
+            seed=seed,
+            pattern=self.pattern,
+            **dict(options),
         )
 
 

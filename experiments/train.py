@@ -61,6 +61,7 @@ from experiments.records import (
     write_utterance_records,
 )
 from experiments.tracking import finish_tracking, wandb_logger
+from lightning_modules.asr.loading import load_weights
 from lightning_modules.asr.module import RNNTSpeechRecognizer
 from lightning_modules.asr.rnnt import bf16_lstm_runs_on_this_cpu
 from lightning_modules.data.datamodule import SpeechDataModule
@@ -71,6 +72,12 @@ from lightning_modules.data.validation import validate_corpus
 from lightning_modules.pruning.audit import audit
 from lightning_modules.pruning.export import export_packed
 from lightning_modules.pruning.methods.model_pruning import LightningModelPruning
+from lightning_modules.pruning.saved import (
+    SavedFileError,
+    SavedWeights,
+    load_checkpoint,
+    read_saved,
+)
 
 
 def load_corpus(config: ExperimentConfig) -> list[Utterance]:
@@ -172,13 +179,34 @@ def build_trainer(
     return trainer, best
 
 
+def read_start_weights(checkpoint: Path) -> SavedWeights:
+    """What `init_from` holds, read as weights only (a file from elsewhere runs no code); its
+    refusals as the `ConfigError` every command reports."""
+    try:
+        return read_saved(checkpoint)
+    except SavedFileError as error:
+        raise ConfigError(f"init_from: {error}") from None
+
+
 def load_start_weights(module: RNNTSpeechRecognizer, checkpoint: Path) -> None:
     """Start from another run's weights (the dense model): weights only, no trainer state."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    saved = read_start_weights(checkpoint)
     try:
-        module.load_state_dict(state)
-    except RuntimeError as error:
-        raise ConfigError(f"init_from {checkpoint}: does not fit this model ({error})") from None
+        load_weights(module, saved)
+    except SavedFileError as error:
+        raise ConfigError(f"init_from: {error}") from None
+
+
+def resume_checkpoint_step(checkpoint: Path) -> int:
+    """The step a run resumes at, from its last checkpoint read as weights only: a run
+    directory may come from elsewhere, and Lightning reads the same file next."""
+    try:
+        step = load_checkpoint(checkpoint).get("global_step")
+    except SavedFileError as error:
+        raise ConfigError(f"resume: {error}") from None
+    if not isinstance(step, int):
+        raise ConfigError(f"resume: {checkpoint}: not a training checkpoint (no global_step)")
+    return step
 
 
 def check_start_weights(config: ExperimentConfig) -> None:
@@ -233,8 +261,8 @@ def build_tokenizer(config: ExperimentConfig, utterances: Sequence[Utterance]) -
     else characters, or word pieces trained on the training transcripts (deterministic, so a
     resumed run gets the same one)."""
     if config.init_from is not None:
-        saved = torch.load(config.init_from, map_location="cpu", weights_only=False)
-        return saved["hyper_parameters"].get("tokenizer") or CharTokenizer().spec()
+        saved = read_start_weights(config.init_from)
+        return saved.hyper_parameters.get("tokenizer") or CharTokenizer().spec()
     section = config.tokenizer
     if section.kind == "char":
         return CharTokenizer().spec()
@@ -292,7 +320,7 @@ def train(
     pl.seed_everything(config.seed, workers=True)
     resume_step = None
     if checkpoint is not None:
-        resume_step = torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
+        resume_step = resume_checkpoint_step(checkpoint)
     module = build_module(config, build_tokenizer(config, utterances))
     if checkpoint is None and config.init_from is not None:
         load_start_weights(module, config.init_from)
@@ -348,7 +376,8 @@ def fit_and_evaluate(
 ) -> RunResult:
     """Fit, save the last checkpoint, evaluate the chosen one on dev and test, record it."""
     started, started_at = time.perf_counter(), time.time()
-    trainer.fit(module, datamodule=data, ckpt_path=checkpoint)
+    # weights_only: Lightning reads these files too, and must run no code from them either
+    trainer.fit(module, datamodule=data, ckpt_path=checkpoint, weights_only=True)
     train_wall_s = time.perf_counter() - started
     last = run_dir / CHECKPOINTS / LAST_CHECKPOINT
     trainer.save_checkpoint(last)
@@ -356,13 +385,17 @@ def fit_and_evaluate(
     chosen = (best.best_model_path if best else "") or str(last)
     dev_wer = validated_dev_wer(trainer, best, module)
     if dev_wer is None:  # the chosen weights were never validated in the loop (a resumed run)
-        dev = trainer.validate(module, datamodule=data, ckpt_path=chosen, verbose=False)[0]
+        dev = trainer.validate(
+            module, datamodule=data, ckpt_path=chosen, verbose=False, weights_only=True
+        )[0]
         dev_wer = dev["dev_wer"]
     train_texts = [u.text for u in data.splits["train"]]
     module.fusion = text_prior(config.decoding, train_texts, module.tokenizer)
     test: dict[str, Any] = {"test_wer": None}
     if score_test:
-        test = trainer.test(module, datamodule=data, ckpt_path=chosen, verbose=False)[0]
+        test = trainer.test(
+            module, datamodule=data, ckpt_path=chosen, verbose=False, weights_only=True
+        )[0]
         hypotheses = gathered(module.test_hypotheses)
         if trainer.is_global_zero:
             records = utterance_records(data.splits["test"], hypotheses)

@@ -42,7 +42,7 @@ class LinearModel(nn.Module):
 
 def statistics_of(model: LinearModel, batches: list[torch.Tensor]):
     tensors = discover_tensors(model)
-    return collect_input_statistics(model, tensors, batches)["layer.weight"]
+    return collect_input_statistics(model, tensors, batches, model.calibration_step)["layer.weight"]
 
 
 def correlated_inputs(count: int, dim: int, seed: int = 0) -> torch.Tensor:
@@ -175,7 +175,7 @@ def test_calibration_reaches_every_prunable_tensor_of_the_rnnt(tiny_corpus: Path
     train_ids = {u.id for u in data.splits["train"]}
     assert all(set(b["ids"]) <= train_ids for b in batches)  # never dev or test
     tensors = discover_tensors(module)
-    statistics = collect_input_statistics(module, tensors, batches)
+    statistics = collect_input_statistics(module, tensors, batches, module.calibration_step)
     assert set(statistics) == {t.name for t in tensors}
     for tensor in tensors:
         rows = tensor.parameter.reshape(tensor.parameter.shape[0], -1)

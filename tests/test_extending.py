@@ -49,11 +49,8 @@ class ToyPruning(GradualMagnitudePruning):
     citation = "a test of the registry"
     color = "#123456"
 
-    def __init__(
-        self, schedule, include=(), exclude=(), seed=0, pattern="unstructured",
-        strength: float = 1.0,
-    ):
-        super().__init__(schedule, include, exclude, seed, pattern)
+    def __init__(self, schedule, *, strength: float = 1.0, **shared):
+        super().__init__(schedule, **shared)
         self.strength = strength
 '''
 

@@ -22,6 +22,7 @@ scoring entries and letting `select` turn the scores into a mask of the run's sp
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,12 +30,19 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from typing_extensions import Unpack, override
 
 from lightning_modules.pruning.accounting import sparsity_summary
 from lightning_modules.pruning.masks import apply_mask, mask_checksum, mask_gradient
+from lightning_modules.pruning.options import (
+    Shared,
+    SharedOptions,
+    check_pattern_reaches,
+    check_schedule,
+)
 from lightning_modules.pruning.schedules import SparsitySchedule, kept_count
-from lightning_modules.pruning.sparsity_patterns import SparsityPattern, parse_pattern
+from lightning_modules.pruning.sparsity_patterns import SparsityPattern
 from lightning_modules.pruning.targets import (
     PrunableTensor,
     coverage_report,
@@ -42,6 +50,8 @@ from lightning_modules.pruning.targets import (
     format_coverage,
 )
 
+LAG_MARGIN = 0.05
+"""How far below its target a tensor may stay after an update before a warning says so."""
 PREFIX = "pruning"
 """Namespace of the logged metrics, e.g. `pruning/sparsity`."""
 
@@ -65,38 +75,33 @@ class SparsePruning(Callback, ABC):
 
     Args:
         schedule: target sparsity over optimizer steps (absolute, per tensor).
-        include: glob patterns on full tensor names to prune (empty: the default set).
-        exclude: glob patterns on full tensor names to leave dense.
-        seed: seeds every random choice of the method (random masks, sensing matrices).
-        pattern: where kept entries may lie: `unstructured`, N:M like `2:4`, blocks like `4x4`.
+        **shared: `include`, `exclude`, `seed` and `pattern` (`options.Shared`).
     """
 
     name = "base"
     schedule_kind: str | None = None
     """Set by a method that always prunes on one kind of schedule (one-shot)."""
 
-    def __init__(
-        self,
-        schedule: SparsitySchedule,
-        include: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        seed: int = 0,
-        pattern: str = "unstructured",
-    ) -> None:
-        check_common_arguments(schedule, seed)
-        self.pattern: SparsityPattern = parse_pattern(pattern)
+    def __init__(self, schedule: SparsitySchedule, **shared: Unpack[SharedOptions]) -> None:
+        options = Shared(**shared)
+        self.pattern: SparsityPattern = options.sparsity_pattern
+        check_schedule(schedule)
         if self.schedule_kind is not None:
             schedule = dataclasses.replace(schedule, kind=self.schedule_kind)
+        check_pattern_reaches(self.pattern, schedule.final)
         self.schedule = schedule
-        self.include = tuple(include)
-        self.exclude = tuple(exclude)
-        self.seed = seed
+        self.include = options.include
+        self.exclude = options.exclude
+        self.seed = options.seed
         self.tensors: list[PrunableTensor] = []
         self.masks: dict[str, torch.Tensor] = {}
         self.last_update_step = -1
         self.coverage: dict[str, Any] = {}
+        self.summary: dict[str, tuple[float, float]] = {}
+        """Tensor name → (target, realized sparsity) at the end of the last fit."""
         self._by_name: dict[str, PrunableTensor] = {}
         self._seen_step: int | None = None
+        self._lag_warned = False
 
     # ---- what a method implements -------------------------------------------------------
 
@@ -159,9 +164,11 @@ class SparsePruning(Callback, ABC):
 
     # ---- Lightning hooks ----------------------------------------------------------------
 
+    @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
+        self._lag_warned = False
         self.tensors = discover_tensors(pl_module, self.include, self.exclude)
         self._by_name = {tensor.name: tensor for tensor in self.tensors}
         self.coverage = coverage_report(pl_module, self.tensors)
@@ -171,6 +178,7 @@ class SparsePruning(Callback, ABC):
             }
         rank_zero_info(f"[{self.name}] {format_coverage(self.coverage)}")
 
+    @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         missing = set(self._by_name) ^ set(self.masks)
         if missing:
@@ -190,6 +198,19 @@ class SparsePruning(Callback, ABC):
             self._apply_masks()
         log_metrics(trainer, {f"{PREFIX}/prunable_share": self.coverage["prunable_share"]})
 
+    @override
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        steps = trainer.estimated_stepping_batches
+        if math.isfinite(steps) and self.schedule.last_update >= steps:
+            reached = self.target_sparsity(int(steps) - 1)
+            warn_departure(
+                f"[{self.name}] the schedule's last update is at step "
+                f"{self.schedule.last_update}, but this fit stops after {int(steps)} steps: "
+                f"sparsity will end near {reached:.2f}, not the target {self.schedule.final:.2f} "
+                "(raise max_steps, or end the schedule earlier)",
+            )
+
+    @override
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
@@ -201,6 +222,7 @@ class SparsePruning(Callback, ABC):
             self._update(trainer, pl_module, step)
         self.before_step(pl_module, step)
 
+    @override
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
@@ -209,6 +231,7 @@ class SparsePruning(Callback, ABC):
             for tensor in self.tensors:
                 mask_gradient(tensor.parameter, self.masks[tensor.name])
 
+    @override
     def on_train_batch_end(
         self,
         trainer: pl.Trainer,
@@ -220,9 +243,26 @@ class SparsePruning(Callback, ABC):
         if self.pruning_started:
             self._apply_masks()
 
+    @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        log_metrics(trainer, self.sparsity_metrics())
+        """The summary: each tensor's target against its realized sparsity, logged, printed
+        and kept in `summary`; a tensor left short of the target by more than `LAG_MARGIN`
+        is warned about."""
+        target = self.target_sparsity(max(trainer.global_step - 1, 0))
+        if not self.pruning_started:
+            target = 0.0
+        realized = sparsity_summary({t.name: t.parameter for t in self.tensors})["per_tensor"]
+        self.summary = {name: (target, value) for name, value in realized.items()}
+        log_metrics(trainer, self.sparsity_metrics(target))
+        rank_zero_info(format_summary(self.name, self.summary))
+        short = [name for name, value in realized.items() if target - value > LAG_MARGIN]
+        if short:
+            warn_departure(
+                f"[{self.name}] {len(short)} tensor(s) ended more than {LAG_MARGIN} below the "
+                f"target {target:.2f}: {short[0]} at {realized[short[0]]:.2f}",
+            )
 
+    @override
     def state_dict(self) -> dict[str, Any]:
         return {
             "masks": {name: mask.cpu() for name, mask in self.masks.items()},
@@ -232,6 +272,7 @@ class SparsePruning(Callback, ABC):
             "method": self.method_state(),
         }
 
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved = state_dict.get("pattern", "unstructured")
         if saved != self.pattern.spec:
@@ -262,13 +303,31 @@ class SparsePruning(Callback, ABC):
         self.last_update_step = step
         self._apply_masks()
         checksum = self._verify_across_ranks(trainer, pl_module)
+        lagging = self._check_lag(step, target)
         metrics = {
+            f"{PREFIX}/lagging_tensors": float(lagging),
             f"{PREFIX}/target_sparsity": target,
             f"{PREFIX}/mask_checksum": float(checksum),
             **self.sparsity_metrics(target),
             **{f"{self.name}/{key}": value for key, value in self.method_metrics().items()},
         }
         log_metrics(trainer, metrics)
+
+    def _check_lag(self, step: int, target: float) -> int:
+        """How many tensors keep fewer zeros than the target by more than `LAG_MARGIN` after
+        an update, with a warning the first time in a fit (CSP's "when" rule holds tensors
+        back; nothing else would say so without a logger)."""
+        sparsity = {name: 1 - float(mask.float().mean()) for name, mask in self.masks.items()}
+        lagging = [name for name, value in sparsity.items() if target - value > LAG_MARGIN]
+        if lagging and not self._lag_warned:
+            self._lag_warned = True
+            warn_departure(
+                f"[{self.name}] at step {step}, {len(lagging)} of {len(sparsity)} tensors lag "
+                f"the schedule's {target:.2f} by more than {LAG_MARGIN} ({lagging[0]} at "
+                f"{sparsity[lagging[0]]:.2f}); `{PREFIX}/lagging_tensors` counts them at every "
+                "update"
+            )
+        return len(lagging)
 
     def _apply_masks(self) -> None:
         for tensor in self.tensors:
@@ -290,14 +349,6 @@ class SparsePruning(Callback, ABC):
         return sparsity_metrics(self.tensors, target)
 
 
-def check_common_arguments(schedule: SparsitySchedule, seed: int) -> None:
-    """The validation every method's constructor shares."""
-    if not isinstance(schedule, SparsitySchedule):
-        raise TypeError(f"schedule must be a SparsitySchedule, got {type(schedule).__name__}")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-
-
 def sparsity_metrics(
     tensors: Sequence[PrunableTensor], target: float | None = None
 ) -> dict[str, float]:
@@ -310,6 +361,25 @@ def sparsity_metrics(
         if target is not None:
             metrics[f"{PREFIX}/target/{name}"] = target
     return metrics
+
+
+class PruningTargetWarning(UserWarning):
+    """A run that will not reach, or does not follow, its target sparsity."""
+
+
+def warn_departure(message: str) -> None:
+    """A departure from the target, as a Python warning on rank 0 (Lightning's logging shows
+    it too)."""
+    rank_zero_warn(message, category=PruningTargetWarning)
+
+
+def format_summary(method: str, summary: Mapping[str, tuple[float, float]]) -> str:
+    """Target against realized sparsity per tensor, the lines printed at train end."""
+    lines = [f"[{method}] sparsity at train end: target, realized"]
+    lines += [
+        f"  {name:<60} {target:6.3f} {value:8.3f}" for name, (target, value) in summary.items()
+    ]
+    return "\n".join(lines)
 
 
 def log_metrics(trainer: pl.Trainer, metrics: dict[str, float]) -> None:

@@ -1,31 +1,33 @@
-"""Calibration statistics for data-aware pruning (Wanda, SparseGPT): the second moment XᵀX of
-what each prunable tensor multiplies, collected by forward hooks on a fixed, seeded set of
-training batches.
+"""Calibration statistics for data-aware pruning (Wanda, SparseGPT, CSP's activation
+sensing): the second moment XᵀX of what each prunable tensor multiplies, collected by forward
+hooks while calibration batches run through the model.
 
 A prunable weight W (rows × d) computes W·x for some input x ∈ ℝᵈ. Which x that is depends on
 the module: the input of an `nn.Linear`; the unfolded patches of an `nn.Conv1d/2d` (one matrix
 per group, since each group of rows sees its own channels); the layer input (`weight_ih_l*`)
-or the previous hidden state (`weight_hh_l*`) of an `nn.LSTM`; the query of a self-attention
-in-projection. `InputStatistics` holds Σ x xᵀ and the count of x for each.
+or the previous hidden state (`weight_hh_l*`) of an `nn.LSTM`; the query, key or value of an
+`nn.MultiheadAttention`'s projections. Its `out_proj` is a Linear whose forward never runs
+(attention reads the weight directly): its input, the heads' concatenated output, is obtained
+by running the attention once more with an identity output projection. `InputStatistics`
+holds Σ x xᵀ and the count of x for each.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from abc import abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from lightning_modules.pruning.base import SparsePruning
-from lightning_modules.pruning.schedules import SparsitySchedule
 from lightning_modules.pruning.targets import PrunableTensor
+
+
+class CalibrationError(ValueError):
+    """Calibration cannot measure a tensor, or has no batches to measure on."""
 
 
 @dataclass
@@ -139,20 +141,36 @@ def _lstm_inputs(
 
 
 class _Collector:
-    """Forward hooks that add the inputs of every calibrated tensor to its statistics."""
+    """Forward hooks that add the inputs of every calibrated tensor to its statistics.
+
+    `model` is searched for the `nn.MultiheadAttention` that owns an `out_proj` among the
+    tensors: that Linear never runs its own forward, so its inputs are taken at its owner.
+    """
 
     def __init__(
         self,
+        model: nn.Module,
         tensors: Sequence[PrunableTensor],
         statistics: dict[str, InputStatistics] | None = None,
     ) -> None:
         self.statistics = statistics if statistics is not None else {}
         self.seconds = 0.0
         """Wall time spent in the hooks (what watching a training forward costs)."""
+        owners = {
+            id(module.out_proj): module
+            for module in model.modules()
+            if isinstance(module, nn.MultiheadAttention)
+        }
         self._by_module: dict[int, list[PrunableTensor]] = {}
+        self._out_projections: dict[int, list[PrunableTensor]] = {}
+        self._modules: dict[int, nn.Module] = {}
         for tensor in tensors:
-            self._by_module.setdefault(id(tensor.module), []).append(tensor)
-        self._modules = {id(t.module): t.module for t in tensors}
+            owner = owners.get(id(tensor.module))
+            hooked = owner if owner is not None else tensor.module
+            into = self._out_projections if owner is not None else self._by_module
+            into.setdefault(id(hooked), []).append(tensor)
+            self._modules[id(hooked)] = hooked
+        self._rerunning = False
 
     def _add(self, name: str, inputs: torch.Tensor) -> None:
         if name not in self.statistics:
@@ -160,31 +178,86 @@ class _Collector:
         self.statistics[name].add(inputs)
 
     def _hook(self, module: nn.Module, args: tuple, kwargs: dict[str, Any], output: Any) -> None:
+        if self._rerunning:
+            return
         started = time.perf_counter()
-        self._record(module, args, kwargs, output)
+        tensors = self._by_module.get(id(module), []) + self._out_projections.get(id(module), [])
+        try:
+            self._record(module, args, kwargs, output)
+        except (ValueError, NotImplementedError, RuntimeError) as error:
+            names = [tensor.name for tensor in tensors]
+            raise CalibrationError(
+                f"calibration cannot measure the inputs of {', '.join(names)}: {error}. "
+                f"Leave it dense with exclude={names!r}"
+            ) from error
         self.seconds += time.perf_counter() - started
 
     @torch.no_grad()
     def _record(self, module: nn.Module, args: tuple, kwargs: dict[str, Any], output: Any) -> None:
-        tensors = self._by_module[id(module)]
+        tensors = self._by_module.get(id(module), [])
         if isinstance(module, nn.LSTM):
             hx = args[1] if len(args) > 1 else kwargs.get("hx")
             by_attribute = _lstm_inputs(module, args[0] if args else kwargs["input"], hx, output)
             for tensor in tensors:
                 self._add(tensor.name, _flatten_rows(by_attribute[tensor.attribute]))
-            return
-        if isinstance(module, nn.MultiheadAttention):
-            query = args[0] if args else kwargs["query"]
-            key = args[1] if len(args) > 1 else kwargs.get("key")
-            if key is not None and key is not query:
-                raise ValueError("calibration of cross-attention in-projections is not built")
-            inputs = _flatten_rows(query)
-        elif isinstance(module, nn.Conv1d | nn.Conv2d):
-            inputs = _conv_patches(module, args[0] if args else kwargs["input"])
-        else:  # nn.Linear
-            inputs = _flatten_rows(args[0] if args else kwargs["input"])
+        elif isinstance(module, nn.MultiheadAttention):
+            self._record_attention(module, args, kwargs, tensors)
+        else:
+            if isinstance(module, nn.Conv1d | nn.Conv2d):
+                inputs = _conv_patches(module, args[0] if args else kwargs["input"])
+            else:  # nn.Linear
+                inputs = _flatten_rows(args[0] if args else kwargs["input"])
+            for tensor in tensors:
+                self._add(tensor.name, inputs)
+
+    def _record_attention(
+        self,
+        module: nn.MultiheadAttention,
+        args: tuple,
+        kwargs: dict[str, Any],
+        tensors: Sequence[PrunableTensor],
+    ) -> None:
+        names = ("query", "key", "value")
+        query, key, value = (
+            args[i] if len(args) > i else kwargs.get(name) for i, name in enumerate(names)
+        )
+        seen = {"q_proj_weight": query, "k_proj_weight": key, "v_proj_weight": value}
         for tensor in tensors:
-            self._add(tensor.name, inputs)
+            if tensor.attribute == "in_proj_weight":
+                if key is not query or value is not query:
+                    raise ValueError(
+                        "the fused in_proj_weight of an attention whose query, key and value "
+                        "differ (cross-attention) is not built"
+                    )
+                inputs = query
+            else:
+                inputs = seen[tensor.attribute]
+            self._add(tensor.name, _flatten_rows(inputs))
+        projections = self._out_projections.get(id(module), [])
+        if projections:
+            heads = self._heads_output(module, args, kwargs)
+            for tensor in projections:
+                self._add(tensor.name, _flatten_rows(heads))
+
+    def _heads_output(
+        self, module: nn.MultiheadAttention, args: tuple, kwargs: dict[str, Any]
+    ) -> torch.Tensor:
+        """The input of `module.out_proj`: the attention run again with an identity output
+        projection (and no bias), in eval mode as calibration is."""
+        weight, bias = module.out_proj.weight, module.out_proj.bias
+        saved = weight.data, None if bias is None else bias.data
+        weight.data = torch.eye(weight.shape[1], dtype=weight.dtype, device=weight.device)
+        if bias is not None:
+            bias.data = torch.zeros_like(bias.data)
+        self._rerunning = True
+        try:
+            heads = module(*args, **{**kwargs, "need_weights": False})[0]
+        finally:
+            self._rerunning = False
+            weight.data = saved[0]
+            if bias is not None:
+                bias.data = saved[1]
+        return heads
 
     def attach(self) -> list[torch.utils.hooks.RemovableHandle]:
         return [
@@ -193,157 +266,33 @@ class _Collector:
         ]
 
 
-def calibration_batches(
-    trainer: pl.Trainer, pl_module: pl.LightningModule, count: int, seed: int
-) -> list[Any]:
-    """`count` training batches, the same for a given `seed` whatever the training position:
-    from the datamodule's `calibration_batches` (our `SpeechDataModule`: the training split,
-    never dev or test), else the first batches of the module's own training loader."""
-    source = getattr(trainer, "datamodule", None)
-    if source is not None and hasattr(source, "calibration_batches"):
-        return list(source.calibration_batches(count, seed))
-    if not hasattr(pl_module, "train_dataloader"):
-        raise ValueError("calibration needs training batches: the trainer has no datamodule")
-    batches = []
-    for batch in pl_module.train_dataloader():
-        if len(batches) == count:
-            break
-        batches.append(batch)
-    return batches
-
-
-def _default_forward(pl_module: pl.LightningModule) -> Callable[[Any], Any]:
-    return getattr(pl_module, "calibration_step", None) or (
-        lambda batch: pl_module.training_step(batch, 0)
-    )
-
-
 @torch.no_grad()
 def collect_input_statistics(
-    pl_module: pl.LightningModule,
+    model: nn.Module,
     tensors: Sequence[PrunableTensor],
     batches: Iterable[Any],
+    forward: Callable[[Any], Any],
     into: dict[str, InputStatistics] | None = None,
 ) -> dict[str, InputStatistics]:
-    """Run `batches` through the model in eval mode (its `calibration_step`, else its
-    `training_step`) and return the input statistics of every tensor in `tensors`, added to
-    those of `into` when given (statistics gathered a batch at a time)."""
-    collector = _Collector(tensors, into)
+    """Run `forward` on each of `batches` with `model` in eval mode and return the input
+    statistics of every tensor in `tensors`, added to those of `into` when given (statistics
+    gathered a batch at a time). A tensor no batch reached is an error naming it."""
+    collector = _Collector(model, tensors, into)
     handles = collector.attach()
-    was_training = pl_module.training
-    pl_module.eval()
-    forward = _default_forward(pl_module)
+    was_training = model.training
+    model.eval()
     try:
         for batch in batches:
-            forward(pl_module.transfer_batch_to_device(batch, pl_module.device, 0))
+            forward(batch)
     finally:
         for handle in handles:
             handle.remove()
-        pl_module.train(was_training)
+        model.train(was_training)
     missing = [t.name for t in tensors if t.name not in collector.statistics]
     if missing:
-        raise ValueError(f"calibration batches never reached {missing[:5]}")
+        raise CalibrationError(
+            f"the calibration batches never reached {missing[:5]}"
+            f"{f' and {len(missing) - 5} more' if len(missing) > 5 else ''}: the forward does "
+            f"not run these layers; leave them dense with exclude={missing[:5]!r}"
+        )
     return collector.statistics
-
-
-@dataclass
-class Calibration:
-    """What a data-aware method measured and how: logged with its mask updates."""
-
-    batches: int
-    seed: int
-    examples: int = 0
-    wall_s: float = 0.0
-    history: list[tuple[int, float]] = field(default_factory=list)
-    """(global step, seconds) of every calibration, for the overhead benchmark."""
-
-    def run(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        tensors: Sequence[PrunableTensor],
-    ) -> dict[str, InputStatistics]:
-        started = time.perf_counter()
-        batches = calibration_batches(trainer, pl_module, self.batches, self.seed)
-        statistics = collect_input_statistics(pl_module, tensors, batches)
-        self.examples = sum(_batch_size(batch) for batch in batches)
-        seconds = time.perf_counter() - started
-        self.wall_s += seconds
-        self.history.append((trainer.global_step, seconds))
-        return statistics
-
-    def metrics(self) -> dict[str, float]:
-        return {
-            "calibration_batches": float(self.batches),
-            "calibration_examples": float(self.examples),
-            "calibration_wall_s": self.wall_s,
-        }
-
-
-def _batch_size(batch: Any) -> int:
-    if isinstance(batch, dict) and "ids" in batch:
-        return len(batch["ids"])
-    if isinstance(batch, list | tuple) and batch and isinstance(batch[0], torch.Tensor):
-        return len(batch[0])
-    return 0
-
-
-def check_calibration_batches(value: object) -> int:
-    """The calibration size option: a positive integer."""
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"calibration_batches must be a positive integer, got {value!r}")
-    return value
-
-
-class DataAwarePruning(SparsePruning):
-    """Base of the methods that choose from calibration statistics (Wanda, SparseGPT).
-
-    One-shot at the schedule's start by default; with `gradual`, at every update of the
-    schedule, recalibrated each time on the same batches (the weights and the inputs they see
-    have moved). A method implements `choose` for one tensor.
-
-    Args:
-        calibration_batches: training batches the statistics are collected on (seeded by
-            `seed`; recorded as `<method>/calibration_*` with every update).
-        gradual: prune on the schedule instead of once at its start.
-    """
-
-    def __init__(
-        self,
-        schedule: SparsitySchedule,
-        include: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        seed: int = 0,
-        pattern: str = "unstructured",
-        calibration_batches: int = 8,
-        gradual: bool = False,
-    ) -> None:
-        check_calibration_batches(calibration_batches)
-        if not isinstance(gradual, bool):
-            raise ValueError(f"gradual must be true or false, got {gradual!r}")
-        if not gradual:
-            schedule = dataclasses.replace(schedule, kind="one_shot")
-        super().__init__(schedule, include, exclude, seed, pattern)
-        self.gradual = gradual
-        self.calibration = Calibration(calibration_batches, seed)
-        self.statistics: dict[str, InputStatistics] = {}
-
-    @abstractmethod
-    def choose(
-        self, weight: torch.Tensor, statistics: InputStatistics, k: int, previous: torch.Tensor
-    ) -> torch.Tensor:
-        """The mask keeping `k` entries of `weight` (it may also update `weight` in place)."""
-
-    def prepare_update(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
-        self.statistics = self.calibration.run(trainer, pl_module, self.tensors)
-
-    def compute_masks(self, step: int, kept: Mapping[str, int]) -> dict[str, torch.Tensor]:
-        masks = {
-            name: self.choose(self.weight(name), self.statistics[name], k, self.masks[name])
-            for name, k in kept.items()
-        }
-        self.statistics = {}  # Hessians are d × d per tensor: not kept between updates
-        return masks
-
-    def method_metrics(self) -> dict[str, float]:
-        return self.calibration.metrics()

@@ -2,8 +2,8 @@
 method comes from its class.
 
 A method is a Lightning callback class with five facts as class attributes and its options
-as keyword arguments of `__init__` (after `schedule`, `include`, `exclude`, `seed`,
-`pattern`):
+as keyword-only arguments of `__init__`, the shared ones (`include`, `exclude`, `seed`,
+`pattern`: `options.SharedOptions`) handed on to the base:
 
     @register
     class MyPruning(SparsePruning):
@@ -13,9 +13,12 @@ as keyword arguments of `__init__` (after `schedule`, `include`, `exclude`, `see
         citation = "Author et al., Title, Venue (Year)"
         color = "#1f77b4"                # its colour in every figure
 
-        def __init__(self, schedule, include=(), exclude=(), seed=0, pattern="unstructured",
-                     strength: float = 1.0):
-            ...
+        def __init__(self, schedule, *, strength: float = 1.0, **shared: Unpack[SharedOptions]):
+            super().__init__(schedule, **shared)
+            self.strength = number("strength", strength)
+
+A method may also take options that only Python code passes (objects such as a DataLoader):
+it lists them in `code_options`, and configs never see them.
 
 A *control* (role `control`) is registered the same way but is not a pruning callback: a
 model trained without pruning that the table compares the methods with (Zhu & Gupta's small
@@ -41,6 +44,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, create_model
 
+from lightning_modules.pruning.options import Shared
+
 
 class Role(StrEnum):
     """Where a method stands in the paper comparison."""
@@ -53,7 +58,7 @@ class Role(StrEnum):
 
 
 FACTS = ("name", "title", "role", "citation", "color")
-COMMON_ARGUMENTS = ("self", "schedule", "include", "exclude", "seed", "pattern")
+COMMON_ARGUMENTS = ("self", "schedule", *Shared.names())
 """Arguments every method takes from the pruning section itself; the rest are its options."""
 
 METHODS: dict[str, type] = {}
@@ -94,7 +99,7 @@ def option_schema(method: type) -> type[BaseModel]:
     hints = typing.get_type_hints(method.__init__)
     fields: dict[str, Any] = {}
     for name, parameter in inspect.signature(method.__init__).parameters.items():
-        if name in COMMON_ARGUMENTS or parameter.kind in (
+        if name in (*COMMON_ARGUMENTS, *getattr(method, "code_options", ())) or parameter.kind in (
             parameter.VAR_POSITIONAL,
             parameter.VAR_KEYWORD,
         ):

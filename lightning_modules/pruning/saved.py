@@ -7,11 +7,16 @@ packed metadata, else unstructured.
 Which tensors are prunable: the names recorded with the weights (the masks in a pruning
 callback's checkpoint state, found by its `state_key`; `prunable` in a packed file's
 metadata), else the default rule by name (`DEFAULT_RULE`).
+
+Every checkpoint a user names is read here (`load_checkpoint`), as weights only: a file from
+elsewhere runs no code.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import pickle
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,11 +118,35 @@ def _recorded_pattern(path: Path, recorded: object) -> str:
         raise SavedFileError(f"{path}: recorded pattern: {error}") from None
 
 
-def _load_checkpoint(path: Path) -> dict[str, Any]:
+def _needed_global(error: Exception) -> str | None:
+    """The global (a class or function) that torch's weights-only unpickler refused to
+    import for a file, or None for an error of another kind (a file that is no pickle)."""
+    if not isinstance(error, pickle.UnpicklingError):
+        return None
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+    return found.group(1) if found else None
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The dict saved in a Lightning checkpoint, for everything that reads one a user names
+    (`read_saved`, a run's `init_from` and `--resume`).
+
+    Loads weights only (tensors and plain data): unpickling anything else could run code
+    from the file. Raises `SavedFileError` naming the file for one that needs more, one that
+    cannot be read, or one that is not a checkpoint.
+    """
+    path = Path(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as error:
+        raise SavedFileError(f"{path}: cannot read ({error.strerror})") from error
     except Exception as error:  # pickle, zip and torch raise many kinds for a foreign file
-        # weights_only: a file from elsewhere runs no code; our checkpoints hold only plain data
+        needed = _needed_global(error)
+        if needed is not None:
+            raise SavedFileError(
+                f"{path}: refused: it needs {needed} to load, and loading more than tensors "
+                "and plain data could run code from the file"
+            ) from None
         raise SavedFileError(
             f"{path}: not a Lightning checkpoint or packed weights file "
             f"(torch.load, weights only: {type(error).__name__})"
@@ -164,7 +193,7 @@ def read_saved(path: str | Path) -> SavedWeights:
             metadata=metadata,
             pattern=_recorded_pattern(path, metadata.get("pattern")),
         )
-    checkpoint = _load_checkpoint(path)
+    checkpoint = load_checkpoint(path)
     state_dict = dict(checkpoint["state_dict"])
     for name, value in state_dict.items():
         if not isinstance(value, torch.Tensor):

@@ -24,10 +24,10 @@ import torch
 from lightning_modules.pruning.calibration import (
     InputStatistics,
     _Collector,
-    calibration_batches,
-    check_calibration_batches,
     collect_input_statistics,
 )
+from lightning_modules.pruning.calibration_source import CalibrationSource
+from lightning_modules.pruning.options import integer
 from lightning_modules.pruning.targets import PrunableTensor
 
 
@@ -39,11 +39,13 @@ class SpreadCalibration:
     Args:
         batches: training batches per refresh (`calibration_batches`).
         seed: chooses the fallback calibration batches (the datamodule's seeded set).
+        source: where the fallback batches come from and the forward that runs them.
     """
 
-    def __init__(self, batches: int, seed: int) -> None:
-        self.batches = check_calibration_batches(batches)
+    def __init__(self, batches: int, seed: int, source: CalibrationSource) -> None:
+        self.batches = integer("calibration_batches", batches, minimum=1)
         self.seed = seed
+        self.source = source
         self.statistics: dict[str, InputStatistics] = {}
         self.collected = 0
         self.refresh_step: int | None = None
@@ -57,12 +59,18 @@ class SpreadCalibration:
         if refresh_step != self.refresh_step:
             self.statistics, self.collected, self.refresh_step = {}, 0, refresh_step
 
-    def observe(self, tensors: Sequence[PrunableTensor], step: int, refresh_step: int) -> None:
+    def observe(
+        self,
+        model: torch.nn.Module,
+        tensors: Sequence[PrunableTensor],
+        step: int,
+        refresh_step: int,
+    ) -> None:
         """Watch this step's training forward if it is one of the refresh's steps."""
         self._reset_for(refresh_step)
         if not refresh_step - self.batches <= step < refresh_step or self.collected >= self.batches:
             return
-        collector = _Collector(tensors, self.statistics)
+        collector = _Collector(model, tensors, self.statistics)
         self._handles = collector.attach()
         self._observing = (step, collector)
 
@@ -89,8 +97,11 @@ class SpreadCalibration:
         if self.collected >= self.batches:
             return
         started = time.perf_counter()
-        missing = calibration_batches(trainer, pl_module, self.batches, self.seed)[self.collected :]
-        collect_input_statistics(pl_module, tensors, missing, into=self.statistics)
+        batches = self.source.batches(trainer, pl_module, self.batches, self.seed)
+        run = self.source.runner(pl_module)
+        collect_input_statistics(
+            pl_module, tensors, batches[self.collected :], run, into=self.statistics
+        )
         self.collected = self.batches
         self.history.append((trainer.global_step, time.perf_counter() - started))
 

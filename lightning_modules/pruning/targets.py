@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from torch import nn
+from torch.nn.utils import parametrize
 
 _RECURRENT = re.compile(r"^weight_(ih|hh|hr)_l\d+(_reverse)?$")
 _ATTENTION = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")
@@ -27,7 +28,9 @@ class PatternError(ValueError):
 
 @dataclass(frozen=True)
 class PrunableTensor:
-    """One prunable weight: its full dotted name, the module that owns it and the attribute."""
+    """One prunable weight: its full dotted name, the layer that multiplies by it, and the
+    parameter's path from that layer (an attribute, or `parametrizations.weight.original1`
+    for a weight-normed one)."""
 
     name: str
     module: nn.Module
@@ -35,17 +38,38 @@ class PrunableTensor:
 
     @property
     def parameter(self) -> nn.Parameter:
-        return getattr(self.module, self.attribute)
+        module, leaf = self.owner
+        return getattr(module, leaf)
+
+    @property
+    def owner(self) -> tuple[nn.Module, str]:
+        """The module that holds the parameter itself, and its name there."""
+        path, _, leaf = self.attribute.rpartition(".")
+        return (self.module.get_submodule(path) if path else self.module), leaf
 
     @property
     def numel(self) -> int:
         return self.parameter.numel()
 
 
+def _weight_path(module: nn.Linear | nn.Conv1d | nn.Conv2d) -> list[str]:
+    """Where a Linear's or convolution's weight lives: itself, or under weight normalization
+    the direction v (w = g·v/‖v‖ is zero wherever v is, so masking v prunes w; wav2vec2's
+    positional convolution). A weight under any other parametrization is not prunable."""
+    if parametrize.is_parametrized(module, "weight"):
+        parametrizations = module.parametrizations["weight"]
+        if len(parametrizations) == 1 and type(parametrizations[0]).__name__ == "_WeightNorm":
+            return ["parametrizations.weight.original1"]
+        return []
+    if isinstance(getattr(module, "weight_v", None), nn.Parameter):  # the older weight_norm
+        return ["weight_v"]
+    return ["weight"] if isinstance(module.weight, nn.Parameter) else []
+
+
 def _weight_attributes(module: nn.Module) -> list[str]:
     """The prunable attributes a module owns directly, by its type."""
     if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d):
-        return ["weight"]
+        return _weight_path(module)
     if isinstance(module, nn.RNNBase):
         return [
             name for name, _ in module.named_parameters(recurse=False) if _RECURRENT.match(name)

@@ -136,7 +136,11 @@ class Plan:
         return FormatChoice(name, block, {})
 
 
-def _linear(name: str, linear: nn.Linear, call: Call, plan: Plan) -> tuple[nn.Module, LayerChoice]:
+def linear_runtime(
+    name: str, linear: nn.Linear, call: Call, plan: Plan
+) -> tuple[nn.Module, LayerChoice]:
+    """`linear` itself where the plan keeps it dense, else a `SparseLinear` in the chosen
+    format, for calls of the recorded input shape."""
     shape = call[0][0]
     columns = int(torch.tensor(shape[:-1]).prod())
     choice = plan.choose(linear.weight, columns)
@@ -209,7 +213,8 @@ def _transcriber(
     )
 
 
-def _set_module(root: nn.Module, name: str, module: nn.Module) -> None:
+def set_module(root: nn.Module, name: str, module: nn.Module) -> None:
+    """Put `module` where `root.get_submodule(name)` finds it."""
     parent_name, _, attribute = name.rpartition(".")
     parent = root.get_submodule(parent_name) if parent_name else root
     setattr(parent, attribute, module)
@@ -251,10 +256,10 @@ def build_runtime(
         elif isinstance(module, nn.LSTM):
             replacement, choice = _lstm(name, module, call, plan)
         else:
-            replacement, choice = _linear(name, module, call, plan)
+            replacement, choice = linear_runtime(name, module, call, plan)
         layers.append(choice)
         if replacement is not module:
-            _set_module(runtime.rnnt, name, replacement)
+            set_module(runtime.rnnt, name, replacement)
     return runtime, RuntimeReport(layers)
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from typing_extensions import Unpack, override
 
 from lightning_modules.pruning.base import SparsePruning
+from lightning_modules.pruning.options import SharedOptions, integer
 from lightning_modules.pruning.registry import Role, register
 from lightning_modules.pruning.schedules import SparsitySchedule
 
@@ -60,17 +62,13 @@ class IterativeMagnitudePruning(SparsePruning):
     def __init__(
         self,
         schedule: SparsitySchedule,
-        include: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        seed: int = 0,
-        pattern: str = "unstructured",
+        *,
         rounds: int = 4,
         rewind_step: int = 0,
+        **shared: Unpack[SharedOptions],
     ) -> None:
-        if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
-            raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
-        if not isinstance(rewind_step, int) or isinstance(rewind_step, bool) or rewind_step < 0:
-            raise ValueError(f"rewind_step must be a non-negative integer, got {rewind_step!r}")
+        integer("rounds", rounds, minimum=1)
+        integer("rewind_step", rewind_step)
         if rewind_step > schedule.start:
             raise ValueError(
                 f"rewind_step {rewind_step} lies after the schedule start {schedule.start}: "
@@ -81,24 +79,28 @@ class IterativeMagnitudePruning(SparsePruning):
                 f"rounds {rounds} cannot reach the target: the window [{schedule.start}, "
                 f"{schedule.end}] holds fewer than {rounds} distinct round ends"
             )
-        super().__init__(schedule, include, exclude, seed, pattern)
+        super().__init__(schedule, **shared)
         self.rounds = rounds
         self.rewind_step = rewind_step
         self.round_ends = round_steps(schedule.start, schedule.end, rounds)
         self.snapshot: dict[str, torch.Tensor] | None = None
 
+    @override
     def is_update_step(self, step: int) -> bool:
         return step in self.round_ends
 
+    @override
     def target_sparsity(self, step: int) -> float:
         completed = sum(end <= step for end in self.round_ends)
         if not completed:
             return self.schedule.initial
         return round_sparsity(completed, self.rounds, self.schedule.final)
 
+    @override
     def compute_masks(self, step: int, kept: Mapping[str, int]) -> dict[str, torch.Tensor]:
         return {name: self.select(name, self.weight(name).abs(), k) for name, k in kept.items()}
 
+    @override
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
@@ -114,6 +116,7 @@ class IterativeMagnitudePruning(SparsePruning):
             }
         super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
 
+    @override
     def before_step(self, pl_module: pl.LightningModule, step: int) -> None:
         if step != self.last_update_step or step not in self.round_ends:
             return
@@ -127,12 +130,15 @@ class IterativeMagnitudePruning(SparsePruning):
         if step == self.round_ends[-1]:
             self.snapshot = None  # no round is left to rewind
 
+    @override
     def method_state(self) -> dict[str, Any]:
         snapshot = self.snapshot
         return {"snapshot": None if snapshot is None else {n: t.cpu() for n, t in snapshot.items()}}
 
+    @override
     def load_method_state(self, state: Mapping[str, Any]) -> None:
         self.snapshot = state["snapshot"]
 
+    @override
     def method_metrics(self) -> dict[str, float]:
         return {"round": float(sum(end <= self.last_update_step for end in self.round_ends))}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+from typing_extensions import override
 
 from lightning_modules.pruning.base import SparsePruning
 from lightning_modules.pruning.registry import Role, register
@@ -28,6 +29,7 @@ class GradualMagnitudePruning(SparsePruning):
     )
     color = "#ff7f0e"
 
+    @override
     def compute_masks(self, step: int, kept: Mapping[str, int]) -> dict[str, torch.Tensor]:
         return {name: self.select(name, self.weight(name).abs(), k) for name, k in kept.items()}
 

@@ -9,16 +9,12 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import ModelPruning
 from torch.nn.modules.linear import NonDynamicallyQuantizableLinear as _AttentionOutput
+from typing_extensions import Unpack, override
 
-from lightning_modules.pruning.base import (
-    PREFIX,
-    check_common_arguments,
-    log_metrics,
-    sparsity_metrics,
-)
+from lightning_modules.pruning.base import PREFIX, log_metrics, sparsity_metrics
+from lightning_modules.pruning.options import Shared, SharedOptions, check_schedule
 from lightning_modules.pruning.registry import Role, register
 from lightning_modules.pruning.schedules import SparsitySchedule
-from lightning_modules.pruning.sparsity_patterns import parse_pattern
 from lightning_modules.pruning.targets import PrunableTensor, coverage_report, discover_tensors
 
 
@@ -55,21 +51,15 @@ class LightningModelPruning(ModelPruning):
     )
     color = "#9467bd"
 
-    def __init__(
-        self,
-        schedule: SparsitySchedule,
-        include: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        seed: int = 0,
-        pattern: str = "unstructured",
-    ) -> None:
-        check_common_arguments(schedule, seed)
-        if parse_pattern(pattern).structured:
+    def __init__(self, schedule: SparsitySchedule, **shared: Unpack[SharedOptions]) -> None:
+        options = Shared(**shared)
+        check_schedule(schedule)
+        self.pattern = options.sparsity_pattern
+        if self.pattern.structured:
             raise ValueError(
                 f"model_pruning runs Lightning's L1 unstructured pruning as it ships; pattern "
-                f"{pattern!r} needs one of the SparsePruning methods (gmp, csp, ...)"
+                f"{options.pattern!r} needs one of the SparsePruning methods (gmp, csp, ...)"
             )
-        self.pattern = parse_pattern(pattern)
         super().__init__(
             pruning_fn="l1_unstructured",
             amount=self.relative_amount,
@@ -78,9 +68,9 @@ class LightningModelPruning(ModelPruning):
             verbose=0,
         )
         self.schedule = schedule
-        self.include = tuple(include)
-        self.exclude = tuple(exclude)
-        self.seed = seed
+        self.include = options.include
+        self.exclude = options.exclude
+        self.seed = options.seed
         self.tensors: list[PrunableTensor] = []
         self._trainer: pl.Trainer | None = None
 
@@ -89,6 +79,7 @@ class LightningModelPruning(ModelPruning):
         """Optimizer steps per training epoch this method's runs need: one pruning interval."""
         return self.schedule.every
 
+    @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._trainer = trainer
         self.tensors = discover_tensors(pl_module, self.include, self.exclude)
@@ -102,17 +93,20 @@ class LightningModelPruning(ModelPruning):
         self.coverage = coverage_report(pl_module, self.tensors)
         super().setup(trainer, pl_module, stage)
 
+    @override
     def filter_parameters_to_prune(
         self, parameters_to_prune: Sequence[tuple[torch.nn.Module, str]] = ()
     ) -> list[tuple[torch.nn.Module, str]]:
         """Lightning's seam for choosing what it prunes: our prunable set, LSTMs included."""
-        return [(t.module, t.attribute) for t in self.tensors]
+        return [t.owner for t in self.tensors]
 
+    @override
     def make_pruning_permanent(self, module: torch.nn.Module) -> None:
         super().make_pruning_permanent(module)
         for tensor in self.tensors:
-            positive_zeros(getattr(tensor.module, tensor.attribute).data)
+            positive_zeros(tensor.parameter.data)
 
+    @override
     def on_save_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
@@ -122,7 +116,10 @@ class LightningModelPruning(ModelPruning):
 
     def current_sparsity(self) -> float:
         """Share of the prunable set masked so far (0 before the first pruning)."""
-        masks = [getattr(t.module, f"{t.attribute}_mask", None) for t in self.tensors]
+        masks = [
+            getattr(module, f"{leaf}_mask", None)
+            for module, leaf in map(PrunableTensor.owner.fget, self.tensors)
+        ]
         if all(mask is None for mask in masks):
             return 0.0
         pruned = sum(int((mask == 0).sum()) for mask in masks if mask is not None)
@@ -134,6 +131,7 @@ class LightningModelPruning(ModelPruning):
         current = self.current_sparsity()
         return max(0.0, (target - current) / (1.0 - current))
 
+    @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         target = self.schedule.target(trainer.global_step)

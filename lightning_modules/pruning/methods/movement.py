@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from typing_extensions import Unpack, override
 
 from lightning_modules.pruning.base import SparsePruning
+from lightning_modules.pruning.options import SharedOptions
 from lightning_modules.pruning.registry import Role, register
 from lightning_modules.pruning.schedules import SparsitySchedule
 
@@ -32,17 +34,11 @@ class MovementPruning(SparsePruning):
     )
     color = "#e377c2"
 
-    def __init__(
-        self,
-        schedule: SparsitySchedule,
-        include: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        seed: int = 0,
-        pattern: str = "unstructured",
-    ) -> None:
-        super().__init__(schedule, include, exclude, seed, pattern)
+    def __init__(self, schedule: SparsitySchedule, **shared: Unpack[SharedOptions]) -> None:
+        super().__init__(schedule, **shared)
         self.scores: dict[str, torch.Tensor] = {}
 
+    @override
     def adjust_gradients(self, pl_module: pl.LightningModule, step: int) -> None:
         """Accumulate the movement scores from this step's (unscaled, accumulated) gradients."""
         with torch.no_grad():
@@ -56,14 +52,17 @@ class MovementPruning(SparsePruning):
                 score = score.to(parameter.device) - (parameter.detach() * parameter.grad).float()
                 self.scores[tensor.name] = score
 
+    @override
     def compute_masks(self, step: int, kept: Mapping[str, int]) -> dict[str, torch.Tensor]:
         return {
             name: self.select(name, self.scores.get(name, torch.zeros_like(self.weight(name))), k)
             for name, k in kept.items()
         }
 
+    @override
     def method_state(self) -> dict[str, Any]:
         return {"scores": {name: score.cpu() for name, score in self.scores.items()}}
 
+    @override
     def load_method_state(self, state: Mapping[str, Any]) -> None:
         self.scores = dict(state["scores"])

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
+from typing_extensions import Unpack, override
 
 from lightning_modules.pruning.base import SparsePruning
+from lightning_modules.pruning.options import SharedOptions
 from lightning_modules.pruning.registry import Role, register
 from lightning_modules.pruning.schedules import SparsitySchedule
 
@@ -46,17 +48,15 @@ class NarangPruning(SparsePruning):
     def __init__(
         self,
         schedule: SparsitySchedule,
-        include: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        seed: int = 0,
-        pattern: str = "unstructured",
+        *,
         ramp_fraction: float = 0.5,
+        **shared: Unpack[SharedOptions],
     ) -> None:
         if schedule.kind == "one_shot":
             raise ValueError("Narang pruning needs a window: use a linear or cubic schedule")
         if not 0.0 < ramp_fraction < 1.0:
             raise ValueError(f"ramp_fraction must lie in (0, 1), got {ramp_fraction!r}")
-        super().__init__(schedule, include, exclude, seed, pattern)
+        super().__init__(schedule, **shared)
         self.ramp_fraction = ramp_fraction
         self.quantiles: dict[str, float] = {}
 
@@ -73,10 +73,12 @@ class NarangPruning(SparsePruning):
         phase_two = max(step - self.ramp, 0.0)
         return (theta * phase_one + 1.5 * theta * phase_two) / freq
 
+    @override
     def target_sparsity(self, step: int) -> float:
         """Narang's threshold follows no sparsity schedule; its aim is the final sparsity."""
         return self.schedule.final
 
+    @override
     def compute_masks(self, step: int, kept: Mapping[str, int]) -> dict[str, torch.Tensor]:
         if not self.quantiles:
             for name in kept:
@@ -92,14 +94,17 @@ class NarangPruning(SparsePruning):
             masks[name] = self.select(name, magnitudes, count)
         return masks
 
+    @override
     def method_metrics(self) -> dict[str, float]:
         return {
             f"threshold/{name}": self.threshold(name, self.last_update_step)
             for name in self.quantiles
         }
 
+    @override
     def method_state(self) -> dict[str, Any]:
         return {"quantiles": dict(self.quantiles)}
 
+    @override
     def load_method_state(self, state: Mapping[str, Any]) -> None:
         self.quantiles = dict(state["quantiles"])

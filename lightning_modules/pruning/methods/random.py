@@ -6,6 +6,7 @@ import zlib
 from collections.abc import Mapping
 
 import torch
+from typing_extensions import override
 
 from lightning_modules.pruning.base import SparsePruning
 from lightning_modules.pruning.registry import Role, register
@@ -24,6 +25,7 @@ class RandomPruning(SparsePruning):
     citation = "random masks on the schedule: the floor any method must beat"
     color = "#7f7f7f"
 
+    @override
     def compute_masks(self, step: int, kept: Mapping[str, int]) -> dict[str, torch.Tensor]:
         masks = {}
         for name, k in kept.items():

@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from typing_extensions import Unpack, override
 
-from lightning_modules.pruning.calibration import DataAwarePruning, InputStatistics
+from lightning_modules.pruning.calibration import InputStatistics
+from lightning_modules.pruning.data_aware import DataAwarePruning
+from lightning_modules.pruning.options import SharedOptions, integer
 from lightning_modules.pruning.registry import Role, register
 from lightning_modules.pruning.schedules import SparsitySchedule
 from lightning_modules.pruning.sparsity_patterns import (
     SparsityPattern,
     Unstructured,
     as_rows,
-    parse_pattern,
 )
 
 
@@ -112,29 +114,29 @@ class SparseGPTPruning(DataAwarePruning):
     def __init__(
         self,
         schedule: SparsitySchedule,
-        include: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        seed: int = 0,
-        pattern: str = "unstructured",
+        *,
         calibration_batches: int = 8,
         gradual: bool = False,
         block_size: int = 128,
         dampening: float = 0.01,
+        **shared: Unpack[SharedOptions],
     ) -> None:
-        if not isinstance(block_size, int) or isinstance(block_size, bool) or block_size < 1:
-            raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+        integer("block_size", block_size, minimum=1)
         if not isinstance(dampening, int | float) or not 0 < dampening < 1:
             raise ValueError(f"dampening must lie in (0, 1), got {dampening!r}")
-        columns = parse_pattern(pattern).tile[1]
+        super().__init__(
+            schedule, calibration_batches=calibration_batches, gradual=gradual, **shared
+        )
+        columns = self.pattern.tile[1]
         if block_size % columns:
             raise ValueError(
-                f"block_size {block_size} must be a multiple of pattern {pattern!r}'s "
+                f"block_size {block_size} must be a multiple of pattern {self.pattern.spec!r}'s "
                 f"{columns} inputs, so that no group straddles two column blocks"
             )
-        super().__init__(schedule, include, exclude, seed, pattern, calibration_batches, gradual)
         self.block_size = block_size
         self.dampening = float(dampening)
 
+    @override
     @torch.no_grad()
     def choose(
         self, weight: torch.Tensor, statistics: InputStatistics, k: int, previous: torch.Tensor

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import torch
+from typing_extensions import override
 
-from lightning_modules.pruning.calibration import DataAwarePruning, InputStatistics
+from lightning_modules.pruning.calibration import InputStatistics
+from lightning_modules.pruning.data_aware import DataAwarePruning
 from lightning_modules.pruning.masks import row_top_k_mask
 from lightning_modules.pruning.registry import Role, register
 from lightning_modules.pruning.sparsity_patterns import as_rows
@@ -41,6 +43,7 @@ class WandaPruning(DataAwarePruning):
     )
     color = "#bcbd22"
 
+    @override
     def choose(
         self, weight: torch.Tensor, statistics: InputStatistics, k: int, previous: torch.Tensor
     ) -> torch.Tensor:
