@@ -289,3 +289,12 @@ def test_the_conformer_out_projection_is_pruned_by_every_data_aware_method() -> 
         trainer(12, callbacks=[method]).fit(ConformerCTC(), train_dataloaders=loader())
         out = [t for t in method.tensors if t.name.endswith("self_attn.out_proj.weight")]
         assert out and all(float((t.parameter == 0).float().mean()) >= TARGET - 0.01 for t in out)
+
+
+def test_lightning_model_pruning_refuses_a_weight_normed_convolution() -> None:
+    from your_models import Wav2Vec2CTC
+
+    method = METHODS["model_pruning"](schedule())
+    with pytest.raises(ValueError, match=r"pos_conv_embed\.conv\.parametrizations.*exclude"):
+        data = loader(model="wav2vec2")
+        trainer(4, callbacks=[method]).fit(Wav2Vec2CTC(), train_dataloaders=data)

@@ -83,12 +83,16 @@ class LightningModelPruning(ModelPruning):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._trainer = trainer
         self.tensors = discover_tensors(pl_module, self.include, self.exclude)
-        unreachable = [t.name for t in self.tensors if isinstance(t.module, _AttentionOutput)]
-        if unreachable:
+        for tensor in self.tensors:
+            if isinstance(tensor.module, _AttentionOutput):
+                why = "nn.MultiheadAttention reads its out_proj weight without calling the module"
+            elif "." in tensor.attribute:
+                why = "a weight-normed weight is computed from it outside the module's call"
+            else:
+                continue
             raise ValueError(
-                f"Lightning's ModelPruning cannot prune {unreachable[0]}: nn.MultiheadAttention "
-                "reads its out_proj weight without calling the module, so torch's pruning hook "
-                "never runs; add it to `exclude`"
+                f"Lightning's ModelPruning cannot prune {tensor.name}: {why}, so torch's pruning "
+                "hook never runs; add it to `exclude`"
             )
         self.coverage = coverage_report(pl_module, self.tensors)
         super().setup(trainer, pl_module, stage)
