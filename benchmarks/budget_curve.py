@@ -221,6 +221,7 @@ def main() -> None:
         write_readme(json.loads(RESULT.read_text(encoding="utf-8")))
         return
     os.environ.setdefault("WANDB_MODE", "offline")
+    commit = git_commit()  # before this run writes the record's own files
     grid = load_grid(grid_path(args.grid), args.runs_dir.resolve())
     grid.cell_dirs(args.budget or None)  # an unknown budget fails before any work
     root = grid.root
@@ -246,7 +247,7 @@ def main() -> None:
     ended = sorted({budget for curve in curves for budget in ended_budgets(curve)})
     record = {
         "grid": args.grid,
-        "commit": git_commit(),
+        "commit": commit,
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ"),
         "machine": machine(),
         "parts": parts,
