@@ -77,8 +77,8 @@ def test_impossible_schedules_fail_at_construction(arguments: dict, message: str
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"sparsity_weight": -1.0}, "sparsity_weight must be a number ≥ 0"),
-        ({"reconstruction_weight": -0.5}, "reconstruction_weight must be a number ≥ 0"),
+        ({"sparsity_weight": -1.0}, "sparsity_weight must be a non-negative number"),
+        ({"reconstruction_weight": -0.5}, "reconstruction_weight must be a non-negative"),
         ({"sensing_ratio": 0.0}, r"sensing_ratio must lie in \(0, 1\]"),
         ({"sensing_ratio": 1.5}, r"sensing_ratio must lie in \(0, 1\]"),
         ({"block_size": 0}, "block_size must be an integer ≥ 1"),

@@ -81,6 +81,9 @@ class SparsePruning(Callback, ABC):
     name = "base"
     schedule_kind: str | None = None
     """Set by a method that always prunes on one kind of schedule (one-shot)."""
+    follows_schedule = True
+    """False for a method whose updates follow no per-step target (Narang's threshold): its
+    updates are not checked for lag, only its end against the target."""
 
     def __init__(self, schedule: SparsitySchedule, **shared: Unpack[SharedOptions]) -> None:
         options = Shared(**shared)
@@ -317,6 +320,8 @@ class SparsePruning(Callback, ABC):
         """How many tensors keep fewer zeros than the target by more than `LAG_MARGIN` after
         an update, with a warning the first time in a fit (CSP's "when" rule holds tensors
         back; nothing else would say so without a logger)."""
+        if not self.follows_schedule:
+            return 0
         sparsity = {name: 1 - float(mask.float().mean()) for name, mask in self.masks.items()}
         lagging = [name for name, value in sparsity.items() if target - value > LAG_MARGIN]
         if lagging and not self._lag_warned:

@@ -92,7 +92,8 @@ def integer(name: str, value: object, minimum: int = 0) -> int:
 def number(name: str, value: object, minimum: float = 0.0, infinite: bool = False) -> float:
     """`value` as an option that must be a number ≥ `minimum` (infinity only if allowed)."""
     if not isinstance(value, int | float) or isinstance(value, bool) or not value >= minimum:
-        raise ValueError(f"{name} must be a number ≥ {minimum:g}, got {value!r}")
+        bound = "a non-negative number" if minimum == 0 else f"a number ≥ {minimum:g}"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
     if math.isinf(value) and not infinite:
         raise ValueError(f"{name} must be finite, got {value!r}")
     return float(value)

@@ -44,6 +44,7 @@ class NarangPruning(SparsePruning):
         "ICLR 2017"
     )
     color = "#2ca02c"
+    follows_schedule = False  # its threshold, not the schedule, sets each update's count
 
     def __init__(
         self,
