@@ -71,7 +71,7 @@ def fit_steps(method: pl.Callback) -> dict[str, Any]:
 @pytest.mark.slow  # 40 short fits
 @pytest.mark.parametrize("model_name", sorted(MODELS))
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_every_method_reaches_its_target_with_the_loader_given_to_fit(
+def test_every_method_reaches_its_target_with_the_loader_given_to_fit_tuple_batches(
     name: str, model_name: str
 ) -> None:
     torch.manual_seed(0)
@@ -82,12 +82,16 @@ def test_every_method_reaches_its_target_with_the_loader_given_to_fit(
     assert realized(method) == pytest.approx(TARGET, abs=0.01)
 
 
+@pytest.mark.slow  # 40 short fits
+@pytest.mark.parametrize("model_name", sorted(MODELS))
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_every_method_reaches_its_target_with_a_plain_datamodule(name: str) -> None:
+def test_every_method_reaches_its_target_with_a_plain_datamodule_of_dict_batches(
+    name: str, model_name: str
+) -> None:
     torch.manual_seed(0)
-    method = method_for(name, "lstm")
+    method = method_for(name, model_name)
     trainer(12, callbacks=[method], **fit_steps(method)).fit(
-        LSTMCTC(), datamodule=PlainDataModule()
+        MODELS[model_name](), datamodule=PlainDataModule(model=model_name)
     )
     assert realized(method) == pytest.approx(TARGET, abs=0.01)
 

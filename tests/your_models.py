@@ -186,9 +186,9 @@ class ManualLSTMCTC(LSTMCTC):
 class PlainDataModule(pl.LightningDataModule):
     """An ordinary DataModule: dict batches, shuffled."""
 
-    def __init__(self, count: int = 32, batch_size: int = 4) -> None:
+    def __init__(self, count: int = 32, batch_size: int = 4, model: str = "lstm") -> None:
         super().__init__()
-        self.data = DictBatches(random_data(count))
+        self.data = DictBatches(random_data(count, frames=frames_for(model)))
         self.batch_size = batch_size
 
     def train_dataloader(self) -> DataLoader:
@@ -203,12 +203,17 @@ MODELS = {
 }
 
 
+def frames_for(model: str) -> int:
+    """wav2vec2 reads the frames as a waveform: it needs more of them."""
+    return FRAMES * 4 if model == "wav2vec2" else FRAMES
+
+
 def loader(
     count: int = 32, batch_size: int = 4, model: str = "lstm", shuffle: bool = True
 ) -> DataLoader:
-    """Tuple batches; wav2vec2 reads longer frames as waveforms."""
-    frames = FRAMES * 4 if model == "wav2vec2" else FRAMES
-    return DataLoader(random_data(count, frames=frames), batch_size=batch_size, shuffle=shuffle)
+    """Tuple batches."""
+    data = random_data(count, frames=frames_for(model))
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle)
 
 
 def trainer(max_steps: int, **options: Any) -> pl.Trainer:
