@@ -90,9 +90,11 @@ class GridStudy:
 
     def enqueue_missing(self) -> list[str]:
         """Enqueue every cell that has no result and no waiting or running trial: a new
-        grid, cells added to it, and cells whose trial failed (they resume)."""
+        grid, cells added to it, and cells whose trial failed (they resume). The longest
+        budget's cells first, so that a part's longest cell never starts last."""
         done, held = self.finished(), self.held()
         missing = [name for name in self.cells if name not in done and name not in held]
+        missing.sort(key=lambda name: -(self.grid.facts[self.cells[name]].budget or 0))
         for name in missing:
             self.study.enqueue_trial({CELL: name}, user_attrs={CELL: name})
         return missing
