@@ -4,8 +4,9 @@ Seconds per training step for model sizes between the tiny and small presets, wi
 threads, under the default grid's dense recipe (characters, 40 ms encoder steps, CTC 0.5,
 speed perturbation, 45 s batches); and seconds per decoded test utterance of a trained model
 (the main job's dense model, `--model`), greedy and with the grid's decoding (beam 4 and the
-character LM). Writes benchmarks/results/budget.json; docs/budget.md sizes the default grid
-from it.
+character LM). Writes benchmarks/results/budget.json, keeping the record it replaces
+(`previous`) and each step time's ratio to it (`slower`: the machine's speed); docs/budget.md
+sizes the default grid from it.
 
     python benchmarks/budget.py --corpus data/small [--model runs/.../dense/checkpoints/last.ckpt]
 
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+
+from experiments.provenance import git_commit, machine
 
 REPO = Path(__file__).resolve().parent.parent
 RESULT = REPO / "benchmarks" / "results" / "budget.json"
@@ -111,6 +114,16 @@ def decoding_cost(model: Path, corpus: Path) -> dict[str, Any]:
     return measured
 
 
+def with_previous(record: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """The record this run replaces, without its own `previous`, and each (size, threads)
+    step time's ratio to it (`slower`): the machine's speed, compared on one recipe."""
+    before = {(row["size"], row["threads"]): row["step_s"] for row in previous["training_step"]}
+    for row in record["training_step"]:
+        if (row["size"], row["threads"]) in before:
+            row["slower"] = row["step_s"] / before[row["size"], row["threads"]]
+    return {key: value for key, value in previous.items() if key != "previous"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, required=True)
@@ -136,6 +149,8 @@ def main() -> None:
     record: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ"),
         "cpu_count": os.cpu_count(),
+        "machine": machine(),
+        "commit": git_commit(),
         "steps_timed": args.steps,
         "training_step": steps,
     }
@@ -143,6 +158,8 @@ def main() -> None:
         record["decoding"] = decoding_cost(args.model, args.corpus)
         record["decoding_model"] = str(args.model)
         print(json.dumps(record["decoding"], indent=1))
+    if RESULT.is_file():
+        record["previous"] = with_previous(record, json.loads(RESULT.read_text(encoding="utf-8")))
     RESULT.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     print(f"wrote {RESULT}")
 

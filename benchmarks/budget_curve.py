@@ -43,7 +43,7 @@ from analysis.detail_tables import grid_markdown
 from analysis.experiment import load_experiment
 from analysis.report import write_report
 from analysis.verdicts import bootstrap_text, verdict_word
-from experiments.files import replace_marked_block
+from experiments.files import parse_or_write_readme
 from experiments.provenance import git_commit, machine
 from experiments.records import GridResults, read_grid_results, write_json
 from experiments.reproduce import grid_path, load_grid, start_grid, summarize_grid
@@ -137,13 +137,16 @@ def curve_record(curve: BudgetCurve, settled: dict[str, bool | None]) -> dict[st
     }
 
 
-def run_part(grid: Any, budgets: list[int], workers: int, root: Path) -> dict[str, Any]:
-    """Train the cells of `budgets` (the dense model first if missing), timed."""
+def run_part(
+    grid: Any, budgets: list[int], workers: int, root: Path, number: int
+) -> dict[str, Any]:
+    """Train the cells of `budgets` (the dense model first if missing), timed: the grid's
+    part `number` (the same again when an interrupted part is run again, so it resumes)."""
     started, commit = time.perf_counter(), git_commit()  # the code the cells run
     start_grid(grid)  # the dense model: reused, or trained (deterministic) on a new machine
     dense_s = time.perf_counter() - started
     # a study per part: a later part may add cells to the grid file (its study holds the grid)
-    journal = root / f"part-{'-'.join(map(str, budgets))}.journal"
+    journal = root / f"part{number}-{'-'.join(map(str, budgets))}.journal"
     run_grid_study(grid, workers, str(journal), None, budgets=budgets)
     return {
         "budgets": budgets,
@@ -201,10 +204,6 @@ def budget_sentences(curve: dict[str, Any]) -> list[str]:
     return sentences
 
 
-def write_readme(record: dict[str, Any]) -> None:
-    replace_marked_block(REPO / "README.md", "budget-result", readme_block(record))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", default="budget")
@@ -213,12 +212,8 @@ def main() -> None:
         "--budget", type=int, action="append", default=[], help="a part: train these budgets"
     )
     parser.add_argument("--workers", type=int, default=2, help="cells trained at once")
-    parser.add_argument(
-        "--readme", action="store_true", help="only write the committed record into README.md"
-    )
-    args = parser.parse_args()
-    if args.readme:
-        write_readme(json.loads(RESULT.read_text(encoding="utf-8")))
+    args = parse_or_write_readme(parser, RESULT, "budget-result", readme_block)
+    if args is None:
         return
     os.environ.setdefault("WANDB_MODE", "offline")
     commit = git_commit()  # before this run writes the record's own files
@@ -231,7 +226,7 @@ def main() -> None:
     )
     if args.budget:
         root.mkdir(parents=True, exist_ok=True)
-        parts.append(run_part(grid, args.budget, args.workers, root))
+        parts.append(run_part(grid, args.budget, args.workers, root, len(parts) + 1))
         write_json(parts_path, {"parts": parts})
     dense = start_grid(grid)
     summarize_grid(grid, dense)  # results.json of every cell, ended or not

@@ -54,7 +54,7 @@ from analysis.significance import ALPHA, paired_bootstrap, pooled_system
 from analysis.table_formats import to_markdown
 from analysis.tables import Table, main_table
 from analysis.verdicts import bootstrap_text, verdict_word
-from experiments.files import read_yaml, replace_marked_block
+from experiments.files import parse_or_write_readme, read_yaml
 from experiments.provenance import machine
 from experiments.records import TEST_UTTERANCES, GridCell, write_json
 from experiments.reproduce import grid_path, load_grid, run_grid, start_grid
@@ -292,10 +292,6 @@ def readme_block(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_readme(record: dict[str, Any]) -> None:
-    replace_marked_block(REPO / "README.md", "main-result", readme_block(record))
-
-
 def prepare(grid: Any, corpus: dict[str, Any], commit: str) -> dict[str, Any]:
     """Render the corpus, then train the grid's dense model; the seconds each took."""
     started = time.perf_counter()
@@ -328,12 +324,8 @@ def main() -> None:
         action="store_true",
         help="render the corpus and train the dense model in --root, timed, and stop",
     )
-    parser.add_argument(
-        "--readme", action="store_true", help="only write the committed record into README.md"
-    )
-    args = parser.parse_args()
-    if args.readme:
-        write_readme(json.loads(RESULT.read_text(encoding="utf-8")))
+    args = parse_or_write_readme(parser, RESULT, "main-result", readme_block)
+    if args is None:
         return
     os.environ.setdefault("WANDB_MODE", "offline")
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -1,12 +1,17 @@
 """Reading the project's YAML files (experiment configs, grids, sweep specs), with one error
-type for every file a run cannot start from."""
+type for every file a run cannot start from; writing a benchmark's record into the README."""
 
 from __future__ import annotations
 
+import argparse
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 class ConfigError(ValueError):
@@ -43,3 +48,23 @@ def replace_marked_block(path: Path, name: str, block: str) -> None:
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     path.write_text(head + start + block + end + tail, encoding="utf-8")
+
+
+def parse_or_write_readme(
+    parser: argparse.ArgumentParser,
+    record: Path,
+    block_name: str,
+    block: Callable[[dict[str, Any]], str],
+) -> argparse.Namespace | None:
+    """A benchmark's arguments, with its `--readme` option: given, the committed `record` is
+    written into the README's `block_name` block (`replace_marked_block`) and None returned,
+    nothing to run; else the parsed arguments."""
+    parser.add_argument(
+        "--readme", action="store_true", help="only write the committed record into README.md"
+    )
+    args = parser.parse_args()
+    if not args.readme:
+        return args
+    written = json.loads(record.read_text(encoding="utf-8"))
+    replace_marked_block(README, block_name, block(written))
+    return None

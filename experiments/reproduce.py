@@ -77,7 +77,8 @@ GRIDS = Path(__file__).resolve().parent / "grids"
 
 class Budget(StrictModel):
     """One budget of a grid's budget axis: the steps of each cell, and the seeds and method
-    entries run at it (default: the grid's)."""
+    entries run at it (default: the grid's). A budget may have several entries, each adding
+    seeds or methods (a later part's second seeds for a few methods); no cell in two."""
 
     steps: int = Field(ge=1, description="training steps of every cell of this budget")
     seeds: list[int] | None = Field(None, description="default: the grid's seeds")
@@ -167,9 +168,18 @@ class GridSpec(StrictModel):
             unknown = sorted(set(budget.methods or []) - set(self.methods))
             if unknown:
                 raise ValueError(f"budgets.{index}.methods: {unknown} are not entries of methods")
-        steps = [budget.steps for budget in self.budgets or []]
-        if len(set(steps)) < len(steps):
-            raise ValueError(f"budgets: a budget is named twice ({steps})")
+        cells = [
+            (steps, seed, label)
+            for steps, seeds, labels in self.budget_axis()
+            for seed in seeds
+            for label in labels
+        ]
+        twice = sorted({cell for cell in cells if cells.count(cell) > 1}, key=str)
+        if twice:  # a budget named twice is fine where its entries add other seeds or methods
+            steps, seed, label = twice[0]
+            raise ValueError(
+                f"budgets: {label} at {steps} steps, seed {seed}, is in two entries of that budget"
+            )
         if self.budgets is not None and DenseControl.name in self.methods:
             raise ValueError(f"methods: {DenseControl.name!r} is the dense control's label")
         if self.budgets is not None and self.small_dense:

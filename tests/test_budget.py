@@ -83,6 +83,18 @@ def test_a_budget_may_run_its_own_seeds_and_methods(tmp_path: Path) -> None:
     assert len(grid.cell_dirs([12])) == 2 * 2 + 2  # two methods and the control, two seeds
     with pytest.raises(ConfigError, match=r"no budget \[100\]"):
         grid.cell_dirs([100])
+    # a second entry of a budget adds seeds for some methods (a later part of the grid)
+    raw["budgets"].append({"steps": 48, "seeds": [1], "methods": ["csp"], "control": False})
+    path.write_text(yaml.safe_dump(raw))
+    assert [d.name for d in load_grid(path, tmp_path).cell_dirs([48])] == [
+        "gmp-s0.5-seed0-b48",
+        "csp-s0.5-seed1-b48",
+    ]
+    raw["budgets"][2].update(methods=["gmp"], seeds=[0])  # but no cell in two entries
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"gmp at 48 steps, seed 0, is in two entries"):
+        load_grid(path, tmp_path)
+    raw["budgets"] = raw["budgets"][:2]
     raw["budgets"][1]["methods"] = ["wanda"]
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=r"budgets.1.methods: \['wanda'\] are not entries"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,31 +69,25 @@ def fit_steps(method: pl.Callback) -> dict[str, Any]:
     return {"limit_train_batches": method.epoch_steps} if hasattr(method, "epoch_steps") else {}
 
 
-@pytest.mark.slow  # 40 short fits
+FEEDS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "loader_to_fit_tuple_batches": lambda model: {"train_dataloaders": loader(model=model)},
+    "plain_datamodule_dict_batches": lambda model: {"datamodule": PlainDataModule(model=model)},
+}
+"""How a user hands the trainer its data: `fit`'s keyword arguments for a model's inputs."""
+
+
+@pytest.mark.slow  # 80 short fits
+@pytest.mark.parametrize("feed", sorted(FEEDS))
 @pytest.mark.parametrize("model_name", sorted(MODELS))
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_every_method_reaches_its_target_with_the_loader_given_to_fit_tuple_batches(
-    name: str, model_name: str
+def test_every_method_reaches_its_target_on_every_model_and_feed(
+    name: str, model_name: str, feed: str
 ) -> None:
     torch.manual_seed(0)
     model = MODELS[model_name]()
     method = method_for(name, model_name)
-    run = trainer(12, callbacks=[method], **fit_steps(method))
-    run.fit(model, train_dataloaders=loader(model=model_name))
-    assert realized(method) == pytest.approx(TARGET, abs=0.01)
-
-
-@pytest.mark.slow  # 40 short fits
-@pytest.mark.parametrize("model_name", sorted(MODELS))
-@pytest.mark.parametrize("name", sorted(METHODS))
-def test_every_method_reaches_its_target_with_a_plain_datamodule_of_dict_batches(
-    name: str, model_name: str
-) -> None:
-    torch.manual_seed(0)
-    method = method_for(name, model_name)
-    trainer(12, callbacks=[method], **fit_steps(method)).fit(
-        MODELS[model_name](), datamodule=PlainDataModule(model=model_name)
-    )
+    data = FEEDS[feed](model_name)
+    trainer(12, callbacks=[method], **fit_steps(method)).fit(model, **data)
     assert realized(method) == pytest.approx(TARGET, abs=0.01)
 
 
