@@ -199,7 +199,7 @@ def budget_sentences(curve: dict[str, Any]) -> list[str]:
         seeds = sorted({len(v["seeds"]) for v in here})
         sentences.append(
             f"**{budget:,} steps per cell**, s = {curve['target_sparsity']:g} "
-            f"({'/'.join(map(str, seeds))} seed(s)): {system} {said}."
+            f"({' or '.join(map(str, seeds))} paired seed(s)): {system} {said}."
         )
     return sentences
 
