@@ -29,6 +29,7 @@ import fcntl
 import re
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,13 +169,13 @@ class GridSpec(StrictModel):
             unknown = sorted(set(budget.methods or []) - set(self.methods))
             if unknown:
                 raise ValueError(f"budgets.{index}.methods: {unknown} are not entries of methods")
-        cells = [
+        cells = Counter(
             (steps, seed, label)
             for steps, seeds, labels in self.budget_axis()
             for seed in seeds
             for label in labels
-        ]
-        twice = sorted({cell for cell in cells if cells.count(cell) > 1}, key=str)
+        )
+        twice = [cell for cell, count in cells.items() if count > 1]
         if twice:  # a budget named twice is fine where its entries add other seeds or methods
             steps, seed, label = twice[0]
             raise ValueError(
